@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of kedge from Debian 12 packages. Idempotent.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libboost1.81-dev libboost-filesystem1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libboost-program-options1.81-dev
+  libtomlplusplus-dev libspdlog-dev libfmt-dev
+  libsqlite3-dev libssl-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  clang-format
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,198 @@
+// kedge: the agent executable. `kedge run MANIFEST` hosts the kernel.
+#include <signal.h>
+
+#include <cstring>
+#include <iostream>
+#include <spdlog/spdlog.h>
+
+#include "kedge/core/kernel.h"
+#include "kedge/core/loader.h"
+#include "kedge/core/manifest.h"
+#include "kedge/core/resolve.h"
+#include "kedge/plugin.h"
+#include "kedge/version.h"
+
+namespace fs = std::filesystem;
+using namespace kedge;
+using namespace kedge::core;
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+int usage(std::ostream& o, int code) {
+  o << "usage: kedge <command> [args]\n\n"
+       "commands:\n"
+       "  run MANIFEST       run the agent until SIGINT/SIGTERM\n"
+       "  check MANIFEST     validate the manifest and every plugin's config, start nothing\n"
+       "  plugins [--plugin-dir DIR]... [--manifest FILE] [--describe NAME]\n"
+       "                     list the plugins on the search path, or describe one\n"
+       "  version            print the version and plugin ABI version\n";
+  return code;
+}
+
+void print_errors(const std::vector<std::string>& errors) {
+  for (const auto& e : errors) std::cerr << "error: " << e << "\n";
+}
+
+// Parses and resolves a manifest, printing every error. Returns false on error.
+bool load(const std::string& file, std::optional<Manifest>& m, Resolution& r) {
+  ManifestResult mr = parse_manifest_file(file);
+  if (!mr.ok()) {
+    print_errors(mr.errors);
+    return false;
+  }
+  m = std::move(mr.manifest);
+  r = resolve(*m);
+  if (!r.ok()) {
+    print_errors(r.errors);
+    return false;
+  }
+  return true;
+}
+
+int cmd_check(const std::string& file) {
+  std::optional<Manifest> m;
+  Resolution r;
+  if (!load(file, m, r)) {
+    std::cerr << file << ": manifest is invalid\n";
+    return kExitUsage;
+  }
+  std::cout << file << ": OK, " << r.order.size() << " plugin(s) enabled; start order:";
+  for (auto& p : r.order) std::cout << " " << p.entry->name;
+  std::cout << "\n";
+  return 0;
+}
+
+int cmd_run(const std::string& file) {
+  std::optional<Manifest> m;
+  Resolution r;
+  if (!load(file, m, r)) {
+    std::cerr << file << ": manifest is invalid, not starting\n";
+    return kExitUsage;
+  }
+  // Signals are taken synchronously by this thread; workers inherit the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  Kernel kernel(*m, std::move(r.order));
+  if (Status s = kernel.start(); !s) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 1;
+  }
+  timespec tick{0, 200 * 1000 * 1000};
+  while (!kernel.shutdown_requested()) {
+    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig > 0) kernel.request_shutdown(0, std::string("received ") + strsignal(sig));
+  }
+  int code = kernel.wait_for_shutdown();
+  kernel.stop();
+  return code;
+}
+
+int cmd_plugins(const std::vector<std::string>& args) {
+  std::vector<fs::path> dirs;
+  std::string describe, manifest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto need = [&](const char* flag) -> const std::string* {
+      if (i + 1 >= args.size()) {
+        std::cerr << "error: " << flag << " needs a value\n";
+        return nullptr;
+      }
+      return &args[++i];
+    };
+    if (args[i] == "--plugin-dir") {
+      auto v = need("--plugin-dir");
+      if (!v) return kExitUsage;
+      dirs.emplace_back(*v);
+    } else if (args[i] == "--describe") {
+      auto v = need("--describe");
+      if (!v) return kExitUsage;
+      describe = *v;
+    } else if (args[i] == "--manifest") {
+      auto v = need("--manifest");
+      if (!v) return kExitUsage;
+      manifest = *v;
+    } else {
+      std::cerr << "error: unknown argument '" << args[i] << "'\n";
+      return usage(std::cerr, kExitUsage);
+    }
+  }
+  if (!manifest.empty()) {
+    ManifestResult mr = parse_manifest_file(manifest);
+    if (!mr.ok()) {
+      print_errors(mr.errors);
+      return kExitUsage;
+    }
+    for (auto& d : mr.manifest->agent.plugin_dirs) dirs.push_back(d);
+  }
+  if (const char* env = std::getenv("KEDGE_PLUGIN_PATH")) {
+    std::string s(env);
+    for (size_t pos = 0; pos <= s.size();) {
+      size_t end = s.find(':', pos);
+      if (end == std::string::npos) end = s.size();
+      if (end > pos) dirs.emplace_back(s.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
+  if (dirs.empty()) {
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    dirs.push_back((exe.parent_path() / "../lib/kedge/plugins").lexically_normal());
+  }
+  auto found = scan_plugins(dirs);
+  if (!describe.empty()) {
+    for (auto& lr : found)
+      if (lr.status && describe == lr.plugin.descriptor->name) {
+        std::cout << describe_plugin(lr.plugin);
+        return 0;
+      }
+    std::cerr << "error: no plugin named '" << describe << "' on the search path\n";
+    return 1;
+  }
+  std::printf("%-16s %-10s %-4s %s\n", "NAME", "VERSION", "ABI", "LIBRARY");
+  int bad = 0;
+  for (auto& lr : found) {
+    if (!lr.status) {
+      std::cerr << "warning: " << lr.status.message() << "\n";
+      ++bad;
+      continue;
+    }
+    const auto* d = lr.plugin.descriptor;
+    std::printf("%-16s %-10s %-4u %s\n", d->name, d->version, d->abi_version,
+                lr.plugin.file.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return usage(std::cerr, kExitUsage);
+  const std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    if (cmd == "version" || cmd == "--version") {
+      std::cout << "kedge " << KEDGE_VERSION << " (plugin ABI " << kAbiVersion << ")\n";
+      return 0;
+    }
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(std::cout, 0);
+    if (cmd == "run" || cmd == "check") {
+      if (rest.size() != 1) {
+        std::cerr << "error: kedge " << cmd << " takes exactly one MANIFEST\n";
+        return usage(std::cerr, kExitUsage);
+      }
+      return cmd == "run" ? cmd_run(rest[0]) : cmd_check(rest[0]);
+    }
+    if (cmd == "plugins") return cmd_plugins(rest);
+    std::cerr << "error: unknown command '" << cmd << "'\n";
+    return usage(std::cerr, kExitUsage);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
