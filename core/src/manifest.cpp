@@ -48,6 +48,7 @@ class TableReader {
     return {file_, n.source().begin.line, n.source().begin.column};
   }
   SourceLoc table_loc() const { return loc(t_); }
+  void set_where(std::string where) { where_ = std::move(where); }
 
   void error(const SourceLoc& at, const std::string& what) {
     errors_.push_back(at.str() + ": " + what);
@@ -237,6 +238,7 @@ ManifestResult check(std::shared_ptr<toml::table> root, const std::string& file,
         r.read_string("name", e.name, true);
         if (!e.name.empty()) {
           where = "plugin '" + e.name + "'";
+          r.set_where(where);
           if (!valid_module_name(e.name))
             r.error(r.loc(*t.get("name")), where + ": invalid name (use a-z, 0-9, '-' and '_')");
           else if (!names.insert(e.name).second)

@@ -56,7 +56,7 @@ class Ticker final : public kedge::Plugin {
 
   void tick() {
     uint64_t n = ++seq_;
-    boost::json::object content{{"seq", n}, {"node", ctx_->node_name()}};
+    boost::json::object content{{"seq", static_cast<int64_t>(n)}, {"node", ctx_->node_name()}};
     auto req = kedge::make_message(ctx_->name(), "", "query", "demo/tick/" + std::to_string(n), content);
     auto sent_at = steady_clock::now();
     ctx_->request(target_, kedge::share(std::move(req)), seconds(5),

@@ -24,13 +24,9 @@
 #include <utility>
 #include <vector>
 
+#include "kedge/core/kernel.h"
 #include "kedge/message.h"
 #include "kedge/status.h"
-
-namespace kedge::core {
-class Kernel;
-struct Manifest;
-}  // namespace kedge::core
 
 namespace kedge::testing {
 
@@ -92,6 +88,8 @@ class Harness {
                                         std::chrono::milliseconds timeout = 5s);
 
   core::Kernel& kernel();
+  // The agent's metrics in Prometheus text format.
+  std::string metrics_text() { return kernel().metrics().prometheus_text(); }
   const std::filesystem::path& base_dir() const { return base_dir_; }
   // Polls `cond` until it holds or `timeout` passes.
   static bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s);
