@@ -65,6 +65,13 @@ Status check_descriptor(const fs::path& file, const PluginDescriptor& d) {
 
 }  // namespace
 
+std::filesystem::path default_plugin_dir() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  return (exe.parent_path() / ".." / KEDGE_INSTALL_LIBDIR / "kedge" / "plugins").lexically_normal();
+}
+
 std::string library_file_name(const std::string& name) { return "libkedge_" + name + ".so"; }
 
 LoadResult load_plugin(const fs::path& file) {

@@ -138,11 +138,7 @@ int cmd_plugins(const std::vector<std::string>& args) {
       pos = end + 1;
     }
   }
-  if (dirs.empty()) {
-    std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    dirs.push_back((exe.parent_path() / "../lib/kedge/plugins").lexically_normal());
-  }
+  if (dirs.empty()) dirs.push_back(default_plugin_dir());
   auto found = scan_plugins(dirs);
   if (!describe.empty()) {
     for (auto& lr : found)

@@ -1,5 +1,7 @@
 #include "kedge/core/manifest.h"
 
+#include "kedge/core/loader.h"
+
 #include <unistd.h>
 
 #include <cstring>
@@ -216,10 +218,7 @@ ManifestResult check(std::shared_ptr<toml::table> root, const std::string& file,
   }
   if (m.agent.node_name.empty()) m.agent.node_name = host_name();
   if (m.agent.plugin_dirs.empty()) {
-    // The default: <dir of the kedge binary>/../lib/kedge/plugins.
-    std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) m.agent.plugin_dirs.push_back((exe.parent_path() / "../lib/kedge/plugins").lexically_normal());
+    if (auto dir = default_plugin_dir(); !dir.empty()) m.agent.plugin_dirs.push_back(dir);
   }
 
   std::set<std::string> names;

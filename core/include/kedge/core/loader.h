@@ -33,6 +33,11 @@ LoadResult load_plugin(const std::filesystem::path& file);
 // Loads every *.so in the directories (non-recursive), in name order.
 std::vector<LoadResult> scan_plugins(const std::vector<std::filesystem::path>& dirs);
 
+// Where plugins are looked for when the manifest names no plugin_dirs:
+// <directory of the kedge binary>/../<libdir>/kedge/plugins, which holds in the
+// build tree and in an installed tree alike.
+std::filesystem::path default_plugin_dir();
+
 // The library file name a plugin called `name` is expected to have.
 std::string library_file_name(const std::string& name);
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Tests of the `kedge` command line: exit codes and the messages people see.
+# usage: cli_test.sh KEDGE FIXTURE_DIR SOURCE_DIR
+set -u
+KEDGE=$(realpath "$1")
+FIX=$(realpath "$2")
+SRC=$(realpath "$3")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pass=0
+fail=0
+
+# expect NAME RC REGEX -- CMD...: runs CMD, checks its exit code and that its
+# combined output matches REGEX (grep -E).
+expect() {
+  local name=$1 rc=$2 re=$3
+  shift 4
+  local out got
+  out=$("$@" 2>&1)
+  got=$?
+  if [ "$got" -ne "$rc" ] || ! grep -qE -- "$re" <<<"$out"; then
+    echo "FAIL $name: exit $got (want $rc), output must match /$re/:"
+    sed 's/^/    /' <<<"$out"
+    fail=$((fail + 1))
+  else
+    echo "ok   $name"
+    pass=$((pass + 1))
+  fi
+}
+
+# manifest NAME BODY: writes $work/NAME.toml with the fixture plugin dir.
+manifest() {
+  printf '[agent]\nplugin_dirs = ["%s"]\ndata_dir = "data-%s"\n%b' "$FIX" "$1" "$2" >"$work/$1.toml"
+  echo "$work/$1.toml"
+}
+
+expect version 0 '^kedge [0-9]+\.[0-9]+\.[0-9]+ \(plugin ABI 1\)$' -- "$KEDGE" version
+expect no-args 2 'usage: kedge' -- "$KEDGE"
+expect unknown-command 2 "unknown command 'frobnicate'" -- "$KEDGE" frobnicate
+expect run-needs-manifest 2 'takes exactly one MANIFEST' -- "$KEDGE" run
+expect missing-manifest 2 'nope.toml: cannot open manifest' -- "$KEDGE" check "$work/nope.toml"
+
+m=$(manifest good '[[plugin]]\nname = "beta"\n[[plugin]]\nname = "alpha"\n[plugin.config]\ntags = ["x"]\n')
+expect check-ok 0 'OK, 2 plugin\(s\) enabled; start order: alpha beta' -- "$KEDGE" check "$m"
+expect quickstart-check 0 'start order: echo ticker' -- "$KEDGE" check "$SRC/config/quickstart.toml"
+
+# Every manifest error names file:line:col and what was expected.
+m=$(manifest syntax '[[plugin]]\nname = "alpha\n')
+expect syntax-error 2 "syntax.toml:5:[0-9]+: TOML syntax error" -- "$KEDGE" check "$m"
+m=$(manifest unknown-key '[[plugin]]\nname = "alpha"\nenable = false\n')
+expect unknown-key 2 "unknown-key.toml:6:1: plugin 'alpha': unknown key 'enable'" -- "$KEDGE" check "$m"
+m=$(manifest wrong-type '[[plugin]]\nname = "alpha"\nrequired = "yes"\n')
+expect wrong-type 2 "wrong-type.toml:6:12: plugin 'alpha'.required: expected a boolean, got string" -- "$KEDGE" check "$m"
+m=$(manifest missing-name '[[plugin]]\nenabled = true\n')
+expect missing-required-key 2 "missing-name.toml:4:1: plugin\[0\]: missing required key 'name'" -- "$KEDGE" check "$m"
+m=$(manifest unknown-plugin '[[plugin]]\nname = "nosuch"\n')
+expect unknown-plugin 2 "unknown-plugin.toml:4:1: unknown plugin 'nosuch': no libkedge_nosuch.so in" -- "$KEDGE" check "$m"
+m=$(manifest dup '[[plugin]]\nname = "alpha"\n[[plugin]]\nname = "alpha"\n')
+expect duplicate-plugin 2 "dup.toml:7:8: duplicate plugin name 'alpha'" -- "$KEDGE" check "$m"
+m=$(manifest cycle '[[plugin]]\nname = "cyc-a"\n[[plugin]]\nname = "cyc-b"\n[[plugin]]\nname = "cyc-c"\n')
+expect dependency-cycle 2 "cycle.toml:[0-9]+:1: dependency cycle: cyc-a -> cyc-b -> cyc-c -> cyc-a" -- "$KEDGE" check "$m"
+m=$(manifest missing-dep '[[plugin]]\nname = "lonely"\n')
+expect missing-dependency 2 "missing-dep.toml:4:1: plugin 'lonely' depends on 'absent', which is not in the manifest" -- "$KEDGE" check "$m"
+m=$(manifest cfg-unknown '[[plugin]]\nname = "alpha"\n[plugin.config]\nfail_inti = true\n')
+expect config-unknown-key 2 "cfg-unknown.toml:7:1: plugin 'alpha': config: unknown key 'fail_inti'" -- "$KEDGE" check "$m"
+m=$(manifest cfg-type '[[plugin]]\nname = "alpha"\n[plugin.config]\nfail_init = "no"\n')
+expect config-wrong-type 2 "cfg-type.toml:7:13: plugin 'alpha': config.fail_init: expected boolean, got string" -- "$KEDGE" check "$m"
+m=$(manifest cfg-missing '[[plugin]]\nname = "needy"\n')
+expect config-missing-required 2 "cfg-missing.toml:4:1: plugin 'needy': config: missing required key 'label'" -- "$KEDGE" check "$m"
+m=$(manifest abi '[[plugin]]\nname = "alpha"\nlibrary = "libkedge_abi.so"\n')
+expect abi-mismatch 2 "ABI version mismatch: the plugin was built for ABI 999, this kedge speaks ABI 1" -- "$KEDGE" check "$m"
+
+expect plugins-list 0 'alpha +1\.2\.3 +1 ' -- "$KEDGE" plugins --plugin-dir "$FIX"
+expect plugins-list-warns 0 'libkedge_noentry.so: no entry point' -- "$KEDGE" plugins --plugin-dir "$FIX"
+expect plugins-describe 0 'fail_start_times \(integer\), default 0' -- "$KEDGE" plugins --plugin-dir "$FIX" --describe alpha
+expect plugins-describe-unknown 1 "no plugin named 'nosuch'" -- "$KEDGE" plugins --plugin-dir "$FIX" --describe nosuch
+expect plugins-default-dir 0 'echo +0\.1\.0' -- "$KEDGE" plugins
+expect plugins-bad-flag 2 "unknown argument '--frob'" -- "$KEDGE" plugins --frob
+
+# kedge run: stops cleanly on SIGTERM and SIGINT, in reverse dependency order.
+for sig in TERM INT; do
+  m=$(manifest run-$sig '[[plugin]]\nname = "gamma"\n[[plugin]]\nname = "beta"\n[[plugin]]\nname = "alpha"\n')
+  "$KEDGE" run "$m" >"$work/run-$sig.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do grep -q 'plugin gamma 1.2.3 is running' "$work/run-$sig.log" && break; sleep 0.05; done
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  order=$(grep -o 'plugin [a-z]* stopped' "$work/run-$sig.log" | tr '\n' ',')
+  events=$(tr '\n' ',' <"$work/data-run-$sig/events.log")
+  if [ $rc -eq 0 ] && [ "$order" = "plugin gamma stopped,plugin beta stopped,plugin alpha stopped," ] &&
+    [ "$events" = "alpha init,alpha start,beta init,beta start,gamma init,gamma start,gamma stop,beta stop,alpha stop," ]; then
+    echo "ok   run-stops-on-SIG$sig"
+    pass=$((pass + 1))
+  else
+    echo "FAIL run-stops-on-SIG$sig: rc=$rc order=$order events=$events"
+    sed 's/^/    /' "$work/run-$sig.log"
+    fail=$((fail + 1))
+  fi
+done
+
+m=$(manifest run-fail '[[plugin]]\nname = "alpha"\n[[plugin]]\nname = "faulty"\n[plugin.config]\nfail_init = true\n')
+expect run-required-fails 1 "required plugin 'faulty' failed to start: init failed: configured to fail at init" -- "$KEDGE" run "$m"
+m=$(manifest run-bad '[[plugin]]\nname = "nosuch"\n')
+expect run-invalid-manifest 2 "manifest is invalid, not starting" -- "$KEDGE" run "$m"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
