@@ -178,6 +178,9 @@ class Kernel::Slot final : public Context {
     timer_->expires_after(delay);
     timer_->async_wait([this](boost::system::error_code ec) {
       if (ec || state_ != PluginState::kBackingOff) return;
+      // A whole back-off has passed on this strand since the old instance was
+      // stopped: the completions of what its stop() cancelled have run.
+      free_retired();
       restarts_.inc();
       Status s = start_instance();
       if (!s) {
@@ -211,8 +214,7 @@ class Kernel::Slot final : public Context {
 
   // After the workers are joined: nothing can run any more.
   void destroy_retired() {
-    for (Plugin* p : retired_) d_.destroy(p);
-    retired_.clear();
+    free_retired();
     if (instance_) {
       d_.destroy(instance_);
       instance_ = nullptr;
@@ -226,7 +228,12 @@ class Kernel::Slot final : public Context {
     discard_instance();
   }
 
-  // The instance is kept until the workers are joined: a handler it posted
+  void free_retired() {
+    for (Plugin* p : retired_) d_.destroy(p);
+    retired_.clear();
+  }
+
+  // The instance is kept until the next restart or shutdown: a handler it posted
   // (a cancelled timer, say) may still be queued and must find it alive.
   void discard_instance() {
     k_.router_->retire_instance(name_);
