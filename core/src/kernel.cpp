@@ -106,7 +106,17 @@ class Kernel::Slot final : public Context {
   }
   void request(std::string_view module, MessagePtr msg, std::chrono::milliseconds timeout,
                ResponseHandler h) override {
-    k_.router_->request(name_, module, std::move(msg), timeout, std::move(h));
+    // The handler runs on this strand; an exception in it is this plugin's failure.
+    k_.router_->request(name_, module, std::move(msg), timeout,
+                        [this, h = std::move(h)](Status s, MessagePtr m) {
+                          try {
+                            h(std::move(s), std::move(m));
+                          } catch (const std::exception& e) {
+                            fail(internal_error(std::string("response handler threw: ") + e.what()));
+                          } catch (...) {
+                            fail(internal_error("response handler threw a non-standard exception"));
+                          }
+                        });
   }
   Status respond(MessagePtr response) override { return k_.router_->respond(name_, std::move(response)); }
   void report_failure(Status why) override {
@@ -137,7 +147,12 @@ class Kernel::Slot final : public Context {
   }
 
   void deliver(const MessagePtr& msg) {
-    if (!instance_ || state_ != PluginState::kRunning) return;  // paused before delivery
+    if (!instance_ || state_ != PluginState::kRunning) {
+      // Unreachable: the mailbox is paused whenever the plugin is not running.
+      log_->error("message {} reached plugin {} while it is {}; not delivered", msg->header.id,
+                  name_, state_name(state_));
+      return;
+    }
     try {
       instance_->on_message(msg);
     } catch (const std::exception& e) {
@@ -298,7 +313,20 @@ Status Kernel::start() {
   }
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(io_.get_executor());
   for (int64_t i = 0; i < manifest_.agent.worker_threads; ++i)
-    workers_.emplace_back([this] { io_.run(); });
+    workers_.emplace_back([this] {
+      // A plugin's own handler (a timer, say) that throws must not take the
+      // agent down; the kernel wraps what it can attribute to a plugin.
+      for (;;) {
+        try {
+          io_.run();
+          return;
+        } catch (const std::exception& e) {
+          log_->error("a handler threw and was abandoned: {}", e.what());
+        } catch (...) {
+          log_->error("a handler threw a non-standard exception and was abandoned");
+        }
+      }
+    });
   log_->info("agent {} starting {} plugin(s) on {} worker thread(s)", manifest_.agent.node_name,
              slots_.size(), manifest_.agent.worker_threads);
 

@@ -220,7 +220,9 @@ DecodeResult decode(std::string_view text) {
   DecodeResult res;
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   boost::system::error_code ec;
-  bj::value root = bj::parse(text, ec);
+  bj::parse_options opts;
+  opts.max_depth = 256;  // Kubernetes objects (managedFields) nest deeper than the default 32
+  bj::value root = bj::parse(text, ec, {}, opts);
   if (ec) {
     res.status = invalid_argument("message is not valid JSON: " + ec.message());
     return res;

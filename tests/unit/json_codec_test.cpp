@@ -132,6 +132,18 @@ TEST(JsonCodec, DecodeErrorsNameTheField) {
   }
 }
 
+TEST(JsonCodec, DeeplyNestedContentDecodes) {
+  std::string deep = std::string(100, '[') + std::string(100, ']');
+  DecodeResult r = decode(R"({"header":{"msg_id":"a"},"content":)" + deep + "}");
+  ASSERT_TRUE(r.status) << r.status.to_string();
+  std::string out;
+  encode_value(r.message.content, out);
+  EXPECT_EQ(out, deep);
+  // Beyond the limit: an error, not a stack overflow.
+  std::string too_deep = std::string(10000, '[') + std::string(10000, ']');
+  EXPECT_FALSE(decode(R"({"content":)" + too_deep + "}").status);
+}
+
 TEST(JsonCodec, MissingPartsDecodeAsEmpty) {
   DecodeResult r = decode(R"({"header":{"msg_id":"a"},"extra":1})");
   ASSERT_TRUE(r.status);

@@ -117,6 +117,28 @@ TEST(Kernel, ExceptionInAHandlerIsAFailureNotACrash) {
   EXPECT_TRUE(s) << s.to_string();
 }
 
+TEST(Kernel, ExceptionInAResponseHandlerIsTheRequestersFailure) {
+  Harness h(manifest("[[plugin]]\nname = \"faulty\"\nrestart = { initial_backoff_ms = 1 }\n"));
+  auto& probe = h.capture("probe");
+  probe.set_responder([](const Message& m) { return new_response(m, "ok"); });
+  ASSERT_TRUE(h.start());
+  ASSERT_TRUE(h.send("faulty", make_message("t", "", "ask-then-throw", "r", "probe")));
+  ASSERT_TRUE(Harness::eventually([&] {
+    return h.metrics_text().find("kedge_plugin_restarts_total{plugin=\"faulty\"} 1") != std::string::npos;
+  }));
+  auto [s, resp] = h.request("faulty", make_message("t", "", "query", "r"), 5s);
+  EXPECT_TRUE(s) << s.to_string();
+}
+
+TEST(Kernel, ExceptionInAPluginsOwnHandlerDoesNotStopTheAgent) {
+  Harness h(manifest("[[plugin]]\nname = \"faulty\"\n"));
+  ASSERT_TRUE(h.start());
+  ASSERT_TRUE(h.send("faulty", make_message("t", "", "throw-later", "r")));
+  auto [s, resp] = h.request("faulty", make_message("t", "", "query", "r"), 5s);
+  EXPECT_TRUE(s) << s.to_string();
+  EXPECT_EQ(h.kernel().state("faulty"), PluginState::kRunning);
+}
+
 TEST(Kernel, RequiredPluginThatGivesUpShutsTheAgentDownWithAnError) {
   Harness h(manifest("[[plugin]]\nname = \"faulty\"\nrestart = { policy = \"never\" }\n"));
   ASSERT_TRUE(h.start());
