@@ -12,6 +12,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -26,9 +28,14 @@ using namespace std::chrono_literals;
 
 constexpr size_t kCapacity = 1024;
 
-int64_t now_ns() { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(); }
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
 
-MessagePtr small_message(int64_t v = 0) { return kedge::share(kedge::make_message("tx", "", "update", "r", v)); }
+MessagePtr small_message(int64_t v = 0) {
+  return kedge::share(kedge::make_message("tx", "", "update", "r", v));
+}
 
 void percentiles(benchmark::State& state, std::vector<int64_t>& ns) {
   if (ns.empty()) return;
@@ -42,18 +49,19 @@ void percentiles(benchmark::State& state, std::vector<int64_t>& ns) {
 class HandOff {
  public:
   template <class F>
-  explicit HandOff(F consume) : consumer_([this, consume] {
-      for (;;) {
-        std::unique_lock lock(mu_);
-        not_empty_.wait(lock, [&] { return !q_.empty() || done_; });
-        if (q_.empty()) return;
-        MessagePtr m = std::move(q_.front());
-        q_.pop_front();
-        lock.unlock();
-        not_full_.notify_one();
-        consume(m);
-      }
-    }) {}
+  explicit HandOff(F consume)
+      : consumer_([this, consume] {
+          for (;;) {
+            std::unique_lock lock(mu_);
+            not_empty_.wait(lock, [&] { return !q_.empty() || done_; });
+            if (q_.empty()) return;
+            MessagePtr m = std::move(q_.front());
+            q_.pop_front();
+            lock.unlock();
+            not_full_.notify_one();
+            consume(m);
+          }
+        }) {}
   ~HandOff() {
     {
       std::lock_guard lock(mu_);
@@ -202,11 +210,46 @@ void BM_Router_OneWayNewMessage(benchmark::State& state) {
   state.SetItemsProcessed(sent);
 }
 
+// The common in-process case: the sender is itself a plugin on the pool. A
+// "pump" module builds and sends messages to "rx" until rx's queue is full,
+// then re-posts itself to its strand so rx can drain; nothing blocks and, with
+// one worker, no thread is ever woken.
+void BM_Router_OneWayOnPool(benchmark::State& state) {
+  Kernelette k(static_cast<int>(state.range(0)));
+  constexpr int64_t kBatch = 100000;
+  int64_t got = 0, target = 0, remaining = 0;  // each touched by one strand at a time
+  std::promise<void>* done = nullptr;
+  k.add("rx", "", [&](const MessagePtr&) {
+    if (++got == target) done->set_value();
+  });
+  std::function<void()> pump = [&] {
+    while (remaining > 0) {
+      if (!k.router.send("pump", "rx", small_message(remaining))) {
+        boost::asio::post(k.router.executor("pump"), pump);  // full: let rx drain
+        return;
+      }
+      --remaining;
+    }
+  };
+  k.add("pump", "", [&](const MessagePtr&) { pump(); });
+  k.start();
+  for (auto _ : state) {
+    std::promise<void> p;
+    done = &p;
+    target += kBatch;
+    remaining = kBatch;
+    (void)k.router.send("bench", "pump", small_message());
+    p.get_future().wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
 void BM_Router_FanOut4(benchmark::State& state) {
   Kernelette k(static_cast<int>(state.range(0)));
   std::atomic<int64_t> got{0};
   for (int i = 0; i < 4; ++i)
-    k.add("m" + std::to_string(i), "meta", [&](const MessagePtr&) { got.fetch_add(1, std::memory_order_release); });
+    k.add("m" + std::to_string(i), "meta",
+          [&](const MessagePtr&) { got.fetch_add(1, std::memory_order_release); });
   k.start();
   MessagePtr m = small_message();
   int64_t sent = 0;
@@ -244,7 +287,9 @@ void BM_Router_RoundTrip(benchmark::State& state) {
   std::vector<int64_t> lat;
   lat.reserve(1 << 20);
   Router& r = k.router;
-  k.add("server", "", [&](const MessagePtr& m) { (void)r.respond("server", kedge::share(kedge::new_response(*m, m->content))); });
+  k.add("server", "", [&](const MessagePtr& m) {
+    (void)r.respond("server", kedge::share(kedge::new_response(*m, m->content)));
+  });
   k.add("client", "", [](const MessagePtr&) {});
   k.start();
   auto on_response = [&](kedge::Status s, MessagePtr m) {
@@ -262,16 +307,55 @@ void BM_Router_RoundTrip(benchmark::State& state) {
   percentiles(state, lat);
 }
 
+// Round trips between two plugins on the pool: "client" keeps 64 requests in
+// flight, each response handler (on client's strand) sends the next request.
+void BM_Router_RoundTripOnPool(benchmark::State& state) {
+  Kernelette k(static_cast<int>(state.range(0)));
+  constexpr int64_t kBatch = 100000, kInflight = 64;
+  Router& r = k.router;
+  int64_t answered = 0, target = 0, to_send = 0;  // client's strand only
+  std::promise<void>* done = nullptr;
+  k.add("server", "", [&](const MessagePtr& m) {
+    (void)r.respond("server", kedge::share(kedge::new_response(*m, m->content)));
+  });
+  std::function<void()> ask = [&] {
+    --to_send;
+    r.request("client", "server", small_message(to_send), 10s, [&](kedge::Status s, MessagePtr) {
+      if (!s) std::abort();
+      if (++answered == target) done->set_value();
+      if (to_send > 0) ask();
+    });
+  };
+  k.add("client", "", [&](const MessagePtr&) {
+    for (int64_t i = 0; i < kInflight && to_send > 0; ++i) ask();
+  });
+  k.start();
+  for (auto _ : state) {
+    std::promise<void> p;
+    done = &p;
+    target += kBatch;
+    to_send = kBatch;
+    (void)r.send("bench", "client", small_message());
+    p.get_future().wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
 }  // namespace
 
 BENCHMARK(BM_Baseline_OneWay)->UseRealTime();
 BENCHMARK(BM_Router_OneWay)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime();
 BENCHMARK(BM_Router_OneWayNewMessage)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime();
+BENCHMARK(BM_Router_OneWayOnPool)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime();
 BENCHMARK(BM_Baseline_FanOut4)->UseRealTime();
 BENCHMARK(BM_Router_FanOut4)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime();
 BENCHMARK(BM_Baseline_HopLatency)->UseRealTime();
 BENCHMARK(BM_Router_HopLatency)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime();
 BENCHMARK(BM_Baseline_RoundTrip)->Arg(1)->Arg(64)->ArgName("inflight")->UseRealTime();
-BENCHMARK(BM_Router_RoundTrip)->ArgsProduct({{1, 2}, {1, 64}})->ArgNames({"workers", "inflight"})->UseRealTime();
+BENCHMARK(BM_Router_RoundTripOnPool)->Arg(1)->Arg(2)->ArgName("workers")->UseRealTime();
+BENCHMARK(BM_Router_RoundTrip)
+    ->ArgsProduct({{1, 2}, {1, 64}})
+    ->ArgNames({"workers", "inflight"})
+    ->UseRealTime();
 
 BENCHMARK_MAIN();

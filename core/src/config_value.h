@@ -1,10 +1,10 @@
 // TOML values to kedge config values (JSON), checked against a ConfigKey.
 #pragma once
 
+#include <toml++/toml.h>
 #include <boost/json/value.hpp>
 #include <optional>
 #include <string>
-#include <toml++/toml.h>
 
 #include "kedge/config.h"
 

@@ -59,9 +59,9 @@ Status guarded(const char* what, const std::function<Status()>& f) {
   }
 }
 
-constexpr PluginState kAllStates[] = {PluginState::kLoaded,     PluginState::kStarting,
-                                      PluginState::kRunning,    PluginState::kBackingOff,
-                                      PluginState::kFailed,     PluginState::kStopped};
+constexpr PluginState kAllStates[] = {PluginState::kLoaded,  PluginState::kStarting,
+                                      PluginState::kRunning, PluginState::kBackingOff,
+                                      PluginState::kFailed,  PluginState::kStopped};
 
 }  // namespace
 
@@ -107,18 +107,20 @@ class Kernel::Slot final : public Context {
   void request(std::string_view module, MessagePtr msg, std::chrono::milliseconds timeout,
                ResponseHandler h) override {
     // The handler runs on this strand; an exception in it is this plugin's failure.
-    k_.router_->request(name_, module, std::move(msg), timeout,
-                        [this, h = std::move(h)](Status s, MessagePtr m) {
-                          try {
-                            h(std::move(s), std::move(m));
-                          } catch (const std::exception& e) {
-                            fail(internal_error(std::string("response handler threw: ") + e.what()));
-                          } catch (...) {
-                            fail(internal_error("response handler threw a non-standard exception"));
-                          }
-                        });
+    k_.router_->request(
+        name_, module, std::move(msg), timeout, [this, h = std::move(h)](Status s, MessagePtr m) {
+          try {
+            h(std::move(s), std::move(m));
+          } catch (const std::exception& e) {
+            fail(internal_error(std::string("response handler threw: ") + e.what()));
+          } catch (...) {
+            fail(internal_error("response handler threw a non-standard exception"));
+          }
+        });
   }
-  Status respond(MessagePtr response) override { return k_.router_->respond(name_, std::move(response)); }
+  Status respond(MessagePtr response) override {
+    return k_.router_->respond(name_, std::move(response));
+  }
   void report_failure(Status why) override {
     asio::post(executor(), [this, why = std::move(why)] { fail(why); });
   }
@@ -178,7 +180,8 @@ class Kernel::Slot final : public Context {
       return;
     }
     const RestartPolicy& p = rp_.entry->restart;
-    if (p.kind == RestartPolicy::Kind::kNever || (p.max_restarts > 0 && attempts_ >= p.max_restarts)) {
+    if (p.kind == RestartPolicy::Kind::kNever ||
+        (p.max_restarts > 0 && attempts_ >= p.max_restarts)) {
       give_up(why);
       return;
     }
@@ -186,8 +189,8 @@ class Kernel::Slot final : public Context {
     auto delay = backoff_;
     backoff_ = std::min(backoff_ * 2, p.max_backoff);
     set_state(PluginState::kBackingOff);
-    log_->warn("plugin {} will restart in {} ms (restart {}{}): {}", name_, delay.count(), attempts_,
-               p.max_restarts ? " of " + std::to_string(p.max_restarts) : std::string(),
+    log_->warn("plugin {} will restart in {} ms (restart {}{}): {}", name_, delay.count(),
+               attempts_, p.max_restarts ? " of " + std::to_string(p.max_restarts) : std::string(),
                why.message());
     if (!timer_) timer_ = std::make_unique<asio::steady_timer>(executor());
     timer_->expires_after(delay);
@@ -210,7 +213,8 @@ class Kernel::Slot final : public Context {
     set_state(PluginState::kFailed);
     k_.router_->set_closed(name_, true);
     if (required()) {
-      log_->critical("required plugin {} failed and will not be restarted: {}", name_, why.message());
+      log_->critical("required plugin {} failed and will not be restarted: {}", name_,
+                     why.message());
       k_.request_shutdown(1, "required plugin '" + name_ + "' failed: " + why.message());
     } else {
       log_->error("plugin {} failed and will not be restarted: {}", name_, why.message());
@@ -305,13 +309,15 @@ Status Kernel::start() {
                             ec.message());
   for (auto& slot : slots_) {
     Slot* sp = slot.get();
-    const PluginEntry& e = *std::find_if(manifest_.plugins.begin(), manifest_.plugins.end(),
-                                         [&](const PluginEntry& pe) { return pe.name == sp->plugin_name(); });
+    const PluginEntry& e =
+        *std::find_if(manifest_.plugins.begin(), manifest_.plugins.end(),
+                      [&](const PluginEntry& pe) { return pe.name == sp->plugin_name(); });
     Status s = router_->add_module(sp->plugin_name(), sp->group(), e.queue_capacity,
                                    [sp](const MessagePtr& m) { sp->deliver(m); });
     if (!s) return s;
   }
-  work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(io_.get_executor());
+  work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      io_.get_executor());
   for (int64_t i = 0; i < manifest_.agent.worker_threads; ++i)
     workers_.emplace_back([this] {
       // A plugin's own handler (a timer, say) that throws must not take the
@@ -335,7 +341,8 @@ Status Kernel::start() {
     Status s = run_on(sp->executor(), [sp] { return sp->start_instance(); });
     if (s) continue;
     if (sp->required()) {
-      Status err{s.code(), "required plugin '" + sp->plugin_name() + "' failed to start: " + s.message()};
+      Status err{s.code(),
+                 "required plugin '" + sp->plugin_name() + "' failed to start: " + s.message()};
       log_->critical("{}", err.message());
       stop();
       return err;
@@ -355,7 +362,9 @@ void Kernel::stop() {
     Slot* sp = it->get();
     run_on(sp->executor(), [sp] { sp->shutdown(); });
     size_t left = router_->stats(sp->plugin_name()).queued;
-    if (left) log_->warn("plugin {} stopped with {} undelivered message(s) in its queue", sp->plugin_name(), left);
+    if (left)
+      log_->warn("plugin {} stopped with {} undelivered message(s) in its queue", sp->plugin_name(),
+                 left);
     log_->info("plugin {} stopped", sp->plugin_name());
   }
   work_.reset();
@@ -380,8 +389,10 @@ void Kernel::request_shutdown(int exit_code, const std::string& reason) {
     shutdown_ = true;
     exit_code_ = exit_code;
   }
-  if (exit_code) log_->error("shutting down: {}", reason);
-  else log_->info("shutting down: {}", reason);
+  if (exit_code)
+    log_->error("shutting down: {}", reason);
+  else
+    log_->info("shutting down: {}", reason);
   shutdown_cv_.notify_all();
 }
 
@@ -412,7 +423,8 @@ void Kernel::write_metrics_file() {
 
 void Kernel::schedule_metrics() {
   if (manifest_.agent.metrics_file.empty()) return;
-  if (!metrics_timer_) metrics_timer_ = std::make_unique<asio::steady_timer>(asio::make_strand(io_));
+  if (!metrics_timer_)
+    metrics_timer_ = std::make_unique<asio::steady_timer>(asio::make_strand(io_));
   write_metrics_file();
   metrics_timer_->expires_after(manifest_.agent.metrics_interval);
   metrics_timer_->async_wait([this](boost::system::error_code ec) {

@@ -44,17 +44,19 @@ Status check_descriptor(const fs::path& file, const PluginDescriptor& d) {
   std::set<std::string> keys;
   for (size_t i = 0; i < d.config_key_count; ++i) {
     const ConfigKey& k = d.config_keys[i];
-    if (!k.name || !*k.name) return refuse(file, "config key #" + std::to_string(i) + " has no name");
+    if (!k.name || !*k.name)
+      return refuse(file, "config key #" + std::to_string(i) + " has no name");
     if (!keys.insert(k.name).second)
       return refuse(file, std::string("config key '") + k.name + "' is declared twice");
     int t = static_cast<int>(k.type);
     if (t < static_cast<int>(ConfigType::kString) || t > static_cast<int>(ConfigType::kTable))
-      return refuse(file, std::string("config key '") + k.name + "' has unknown type " +
-                              std::to_string(t));
+      return refuse(
+          file, std::string("config key '") + k.name + "' has unknown type " + std::to_string(t));
     if (k.default_value) {
       std::string err;
       if (!parse_default(k, err))
-        return refuse(file, std::string("default of config key '") + k.name + "' is invalid: " + err);
+        return refuse(file,
+                      std::string("default of config key '") + k.name + "' is invalid: " + err);
     }
   }
   for (size_t i = 0; i < d.dependency_count; ++i)
@@ -90,7 +92,8 @@ LoadResult load_plugin(const fs::path& file) {
     std::ifstream in(file, std::ios::binary);
     char magic[4] = {};
     in.read(magic, 4);
-    if (in.gcount() != 4 || magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' || magic[3] != 'F') {
+    if (in.gcount() != 4 || magic[0] != 0x7f || magic[1] != 'E' || magic[2] != 'L' ||
+        magic[3] != 'F') {
       res.status = refuse(file, "not a shared object (no ELF header)");
       return res;
     }
@@ -101,8 +104,8 @@ LoadResult load_plugin(const fs::path& file) {
             static_cast<boost::dll::load_mode::type>(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE), dec);
   if (dec || !lib->is_loaded()) {
     const char* why = dlerror();
-    res.status = refuse(file, "not a loadable shared object: " +
-                                  (why ? std::string(why) : dec.message()));
+    res.status =
+        refuse(file, "not a loadable shared object: " + (why ? std::string(why) : dec.message()));
     return res;
   }
   if (!lib->has(kEntryPointName)) {
@@ -119,7 +122,8 @@ LoadResult load_plugin(const fs::path& file) {
   // The ABI version is read before anything else in the descriptor.
   if (d->abi_version != kAbiVersion) {
     res.status = {Code::kFailedPrecondition,
-                  "cannot load plugin " + file.string() + ": ABI version mismatch: the plugin was built for ABI " +
+                  "cannot load plugin " + file.string() +
+                      ": ABI version mismatch: the plugin was built for ABI " +
                       std::to_string(d->abi_version) + ", this kedge speaks ABI " +
                       std::to_string(kAbiVersion) + " (rebuild the plugin against this SDK)"};
     return res;
@@ -164,9 +168,12 @@ std::string describe_plugin(const LoadedPlugin& p) {
   for (size_t i = 0; i < d.config_key_count; ++i) {
     const ConfigKey& k = d.config_keys[i];
     o << "  " << k.name << " (" << config_type_name(k.type) << ")";
-    if (k.required) o << ", required";
-    else if (k.default_value) o << ", default " << k.default_value;
-    else o << ", no default";
+    if (k.required)
+      o << ", required";
+    else if (k.default_value)
+      o << ", default " << k.default_value;
+    else
+      o << ", no default";
     o << "\n      " << (k.description ? k.description : "") << "\n";
   }
   return o.str();

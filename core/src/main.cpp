@@ -1,9 +1,9 @@
 // kedge: the agent executable. `kedge run MANIFEST` hosts the kernel.
 #include <signal.h>
 
+#include <spdlog/spdlog.h>
 #include <cstring>
 #include <iostream>
-#include <spdlog/spdlog.h>
 
 #include "kedge/core/kernel.h"
 #include "kedge/core/loader.h"

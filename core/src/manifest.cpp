@@ -35,7 +35,7 @@ const char* type_name(toml::node_type t) {
   }
 }
 
-const std::set<std::string, std::less<>> kLogLevels = {"trace", "debug", "info",    "warn",
+const std::set<std::string, std::less<>> kLogLevels = {"trace", "debug",    "info", "warn",
                                                        "error", "critical", "off"};
 
 // Reads the keys of one table, recording errors with their positions and
@@ -122,9 +122,9 @@ class TableReader {
       if (seen_.count(k.str())) continue;
       std::string known;
       for (auto& s : seen_) known += (known.empty() ? "" : ", ") + s;
-      error({file_, k.source().begin.line, k.source().begin.column},
-            where_ + ": unknown key '" + std::string(k.str()) + "' (expected one of: " + known +
-                ")");
+      error(
+          {file_, k.source().begin.line, k.source().begin.column},
+          where_ + ": unknown key '" + std::string(k.str()) + "' (expected one of: " + known + ")");
     }
   }
 
@@ -181,8 +181,10 @@ void read_restart(const toml::table& t, RestartPolicy& p, const std::string& whe
   TableReader r(t, where, file, errors);
   std::string policy;
   r.read_string("policy", policy);
-  if (policy == "never") p.kind = RestartPolicy::Kind::kNever;
-  else if (policy == "on-failure" || policy.empty()) p.kind = RestartPolicy::Kind::kOnFailure;
+  if (policy == "never")
+    p.kind = RestartPolicy::Kind::kNever;
+  else if (policy == "on-failure" || policy.empty())
+    p.kind = RestartPolicy::Kind::kOnFailure;
   else
     r.error(r.loc(*t.get("policy")), where + ".policy: unknown restart policy '" + policy +
                                          "' (expected \"on-failure\" or \"never\")");
@@ -241,8 +243,8 @@ ManifestResult check(std::shared_ptr<toml::table> root, const std::string& file,
           if (!valid_module_name(e.name))
             r.error(r.loc(*t.get("name")), where + ": invalid name (use a-z, 0-9, '-' and '_')");
           else if (!names.insert(e.name).second)
-            r.error(r.loc(*t.get("name")), "duplicate plugin name '" + e.name +
-                                               "' (each [[plugin]] needs a unique name)");
+            r.error(r.loc(*t.get("name")),
+                    "duplicate plugin name '" + e.name + "' (each [[plugin]] needs a unique name)");
         }
         r.read_string("library", e.library);
         r.read_bool("enabled", e.enabled);

@@ -25,9 +25,9 @@ Config validate_config(const PluginDescriptor& d, const toml::table* table, cons
       if (it == schema.end()) {
         std::string known;
         for (auto& [name, _] : schema) known += (known.empty() ? "" : ", ") + name;
-        errors.push_back(loc(k.source()) + ": " + where + ": unknown key '" + std::string(k.str()) +
-                         "' (" + (known.empty() ? "the plugin takes no config" : "known keys: " + known) +
-                         ")");
+        errors.push_back(
+            loc(k.source()) + ": " + where + ": unknown key '" + std::string(k.str()) + "' (" +
+            (known.empty() ? "the plugin takes no config" : "known keys: " + known) + ")");
         continue;
       }
       std::string err;
@@ -44,8 +44,8 @@ Config validate_config(const PluginDescriptor& d, const toml::table* table, cons
     if (key->required) {
       std::string at = table ? loc(table->source()) : entry.str();
       errors.push_back(at + ": " + where + ": missing required key '" + name + "' (" +
-                       config_type_name(key->type) + ": " + (key->description ? key->description : "") +
-                       ")");
+                       config_type_name(key->type) + ": " +
+                       (key->description ? key->description : "") + ")");
     } else if (key->default_value) {
       std::string err;
       if (auto v = parse_default(*key, err)) values[name] = std::move(*v);

@@ -165,8 +165,8 @@ Status Router::enqueue(Module& dst, Module& src, MessagePtr msg, std::chrono::mi
                                std::to_string(dst.capacity) + ")"};
     }
     ++dst.waiters;
-    bool room = dst.not_full.wait_for(lock, wait,
-                                      [&] { return dst.count < dst.capacity || dst.closed; });
+    bool room =
+        dst.not_full.wait_for(lock, wait, [&] { return dst.count < dst.capacity || dst.closed; });
     --dst.waiters;
     if (!room || dst.closed) {
       dst.rejected.inc();
@@ -318,11 +318,12 @@ void Router::complete(Pending p, Status s, MessagePtr msg) {
     return;
   }
   if (!s && s.code() == Code::kTimeout) req->timed_out.inc();
-  asio::post(req->strand, [req, p = std::move(p), s = std::move(s), msg = std::move(msg)]() mutable {
-    if (req->generation.load() != p.generation) return;
-    if (msg) req->delivered.inc();
-    p.handler(std::move(s), std::move(msg));
-  });
+  asio::post(req->strand,
+             [req, p = std::move(p), s = std::move(s), msg = std::move(msg)]() mutable {
+               if (req->generation.load() != p.generation) return;
+               if (msg) req->delivered.inc();
+               p.handler(std::move(s), std::move(msg));
+             });
 }
 
 void Router::arm_timer() {

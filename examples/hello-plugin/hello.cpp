@@ -35,9 +35,11 @@ class Hello final : public kedge::Plugin {
       return;
     }
     ++answered_;
-    ctx_->logger()->info("{} answered greeting {}", reply->route.source.empty() ? peer_ : reply->route.source,
+    ctx_->logger()->info("{} answered greeting {}",
+                         reply->route.source.empty() ? peer_ : reply->route.source,
                          reply->content.at("n").as_int64());
-    if (answered_ == count_) ctx_->logger()->info("exchanged {} messages with {}", 2 * count_, peer_);
+    if (answered_ == count_)
+      ctx_->logger()->info("exchanged {} messages with {}", 2 * count_, peer_);
   }
 
   kedge::Context* ctx_ = nullptr;

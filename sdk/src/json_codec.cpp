@@ -55,8 +55,10 @@ void encode_string(std::string_view s, std::string& out) {
     }
     bool valid = len != 0 && i + len <= n;
     for (size_t k = 1; valid && k < len; ++k) {
-      if ((u(i + k) & 0xc0) != 0x80) valid = false;
-      else cp = (cp << 6) | (u(i + k) & 0x3f);
+      if ((u(i + k) & 0xc0) != 0x80)
+        valid = false;
+      else
+        cp = (cp << 6) | (u(i + k) & 0x3f);
     }
     if (valid) {
       // Reject overlong forms, surrogates and out-of-range code points like Go.
@@ -250,7 +252,8 @@ DecodeResult decode(std::string_view text) {
       }
     }
     if (auto t = h.find("timestamp"); t != h.end() && !t->value().is_null()) {
-      if (t->value().is_int64()) m.header.timestamp_ms = t->value().get_int64();
+      if (t->value().is_int64())
+        m.header.timestamp_ms = t->value().get_int64();
       else {
         res.status = field_error("header.timestamp", "integer milliseconds", t->value());
         return res;

@@ -19,10 +19,14 @@ bool valid_name(std::string_view n) {
 
 void escape_into(std::string_view s, std::string& out, bool quote_too) {
   for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (quote_too && c == '"') out += "\\\"";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (quote_too && c == '"')
+      out += "\\\"";
+    else
+      out += c;
   }
 }
 

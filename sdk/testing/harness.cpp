@@ -132,8 +132,9 @@ std::pair<Status, MessagePtr> Harness::request(const std::string& to, Message m,
   auto p = std::make_shared<std::promise<std::pair<Status, MessagePtr>>>();
   auto f = p->get_future();
   std::string from = m.route.source.empty() ? "(harness)" : m.route.source;
-  kernel_->router().request(from, to, share(std::move(m)), timeout,
-                            [p](Status s, MessagePtr r) { p->set_value({std::move(s), std::move(r)}); });
+  kernel_->router().request(from, to, share(std::move(m)), timeout, [p](Status s, MessagePtr r) {
+    p->set_value({std::move(s), std::move(r)});
+  });
   return f.get();
 }
 

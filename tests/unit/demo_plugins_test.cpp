@@ -31,9 +31,10 @@ TEST(Echo, AnswersWithTheSameContent) {
 
 TEST(Ticker, SendsRequestsToItsTargetAndNotifiesItsGroup) {
   // The ticker needs "echo" (a dependency); its target is a capture here.
-  Harness h(manifest("[[plugin]]\nname = \"echo\"\n[[plugin]]\nname = \"ticker\"\n"
-                     "[plugin.config]\ntarget = \"probe\"\ninterval_ms = 5\ncount = 3\n"
-                     "notify_group = \"watchers\"\n"));
+  Harness h(
+      manifest("[[plugin]]\nname = \"echo\"\n[[plugin]]\nname = \"ticker\"\n"
+               "[plugin.config]\ntarget = \"probe\"\ninterval_ms = 5\ncount = 3\n"
+               "notify_group = \"watchers\"\n"));
   auto& probe = h.capture("probe");
   probe.set_responder([](const Message& m) { return new_response(m, "ok"); });
   auto& watcher = h.capture("watcher", "watchers");
@@ -46,15 +47,17 @@ TEST(Ticker, SendsRequestsToItsTargetAndNotifiesItsGroup) {
   EXPECT_EQ(first->route.resource, "demo/tick/1");
   EXPECT_EQ(first->content.at("seq").as_int64(), 1);
   ASSERT_TRUE(Harness::eventually([&] {
-    return h.kernel().metrics().prometheus_text().find("kedge_ticker_replies_total 3") != std::string::npos;
+    return h.kernel().metrics().prometheus_text().find("kedge_ticker_replies_total 3") !=
+           std::string::npos;
   }));
   std::this_thread::sleep_for(30ms);
   EXPECT_EQ(probe.count(), 3u);  // count = 3: it stops
 }
 
 TEST(Ticker, RejectsABadConfigAtInit) {
-  Harness h(manifest("[[plugin]]\nname = \"echo\"\n[[plugin]]\nname = \"ticker\"\n"
-                     "[plugin.config]\ninterval_ms = 0\n"));
+  Harness h(
+      manifest("[[plugin]]\nname = \"echo\"\n[[plugin]]\nname = \"ticker\"\n"
+               "[plugin.config]\ninterval_ms = 0\n"));
   Status s = h.start();
   ASSERT_FALSE(s);
   EXPECT_THAT(s.message(), ::testing::HasSubstr("interval_ms must be > 0"));

@@ -71,12 +71,14 @@ TEST(JsonCodec, ContentIsAlwaysPresentAndOptionalKeysAreOmitted) {
   m.header.sync = true;
   m.header.type = "channel";
   m.route.destination = "d";
-  EXPECT_EQ(encode(m),
-            R"({"header":{"msg_id":"x","timestamp":1,"sync":true,"type":"channel"},"route":{"destination":"d"},"content":null})");
+  EXPECT_EQ(
+      encode(m),
+      R"({"header":{"msg_id":"x","timestamp":1,"sync":true,"type":"channel"},"route":{"destination":"d"},"content":null})");
 }
 
 TEST(JsonCodec, StringsEscapeLikeGo) {
-  boost::json::value v = boost::json::string("<a href=\"x\">&</a>\n\t\r\x01\\ \xe2\x80\xa8 \xc3\xa9");
+  boost::json::value v =
+      boost::json::string("<a href=\"x\">&</a>\n\t\r\x01\\ \xe2\x80\xa8 \xc3\xa9");
   std::string out;
   encode_value(v, out);
   EXPECT_EQ(out, R"("\u003ca href=\"x\"\u003e\u0026\u003c/a\u003e\n\t\r\u0001\\ \u2028 é")");
@@ -117,8 +119,10 @@ TEST(JsonCodec, DecodeErrorsNameTheField) {
       {"[1,2]", "message: expected object, got array"},
       {R"({"header":"x"})", "header: expected object, got string"},
       {R"({"header":{"msg_id":5}})", "header.msg_id: expected string, got integer"},
-      {R"({"header":{"timestamp":"now"}})", "header.timestamp: expected integer milliseconds, got string"},
-      {R"({"header":{"timestamp":1.5}})", "header.timestamp: expected integer milliseconds, got number"},
+      {R"({"header":{"timestamp":"now"}})",
+       "header.timestamp: expected integer milliseconds, got string"},
+      {R"({"header":{"timestamp":1.5}})",
+       "header.timestamp: expected integer milliseconds, got number"},
       {R"({"header":{"sync":"yes"}})", "header.sync: expected boolean, got string"},
       {R"({"route":{"resource":[]}})", "route.resource: expected string, got array"},
       {R"({"route":7})", "route: expected object, got integer"},

@@ -29,24 +29,27 @@ std::vector<std::string> events(const Harness& h) {
 }
 
 TEST(Kernel, StartsInDependencyOrderAndStopsInReverse) {
-  Harness h(manifest("[[plugin]]\nname = \"gamma\"\n[[plugin]]\nname = \"beta\"\n[[plugin]]\nname = \"alpha\"\n"));
+  Harness h(manifest(
+      "[[plugin]]\nname = \"gamma\"\n[[plugin]]\nname = \"beta\"\n[[plugin]]\nname = \"alpha\"\n"));
   ASSERT_TRUE(h.start());
   EXPECT_EQ(h.kernel().state("alpha"), PluginState::kRunning);
   h.stop();
-  EXPECT_EQ(events(h), (std::vector<std::string>{"alpha init", "alpha start", "beta init", "beta start",
-                                                 "gamma init", "gamma start", "gamma stop", "beta stop",
-                                                 "alpha stop"}));
+  EXPECT_EQ(events(h), (std::vector<std::string>{"alpha init", "alpha start", "beta init",
+                                                 "beta start", "gamma init", "gamma start",
+                                                 "gamma stop", "beta stop", "alpha stop"}));
   EXPECT_EQ(h.kernel().state("alpha"), PluginState::kStopped);
 }
 
 TEST(Kernel, RequiredPluginFailingInitFailsTheAgentAndStopsTheOthers) {
-  Harness h(manifest("[[plugin]]\nname = \"alpha\"\n[[plugin]]\nname = \"faulty\"\n"
-                     "[plugin.config]\nfail_init = true\n"));
+  Harness h(
+      manifest("[[plugin]]\nname = \"alpha\"\n[[plugin]]\nname = \"faulty\"\n"
+               "[plugin.config]\nfail_init = true\n"));
   Status s = h.start();
   ASSERT_FALSE(s);
   EXPECT_THAT(s.message(), HasSubstr("required plugin 'faulty' failed to start: init failed: "
                                      "configured to fail at init"));
-  EXPECT_EQ(events(h), (std::vector<std::string>{"alpha init", "alpha start", "faulty init", "alpha stop"}));
+  EXPECT_EQ(events(h),
+            (std::vector<std::string>{"alpha init", "alpha start", "faulty init", "alpha stop"}));
 }
 
 TEST(Kernel, RequiredPluginFailingStartFailsTheAgent) {
@@ -57,11 +60,13 @@ TEST(Kernel, RequiredPluginFailingStartFailsTheAgent) {
 }
 
 TEST(Kernel, OptionalPluginIsRestartedWithBackoffUntilItStarts) {
-  Harness h(manifest("[[plugin]]\nname = \"faulty\"\nrequired = false\n"
-                     "restart = { initial_backoff_ms = 5, max_backoff_ms = 20 }\n"
-                     "[plugin.config]\nfail_start_times = 3\n"));
+  Harness h(
+      manifest("[[plugin]]\nname = \"faulty\"\nrequired = false\n"
+               "restart = { initial_backoff_ms = 5, max_backoff_ms = 20 }\n"
+               "[plugin.config]\nfail_start_times = 3\n"));
   ASSERT_TRUE(h.start());
-  ASSERT_TRUE(Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kRunning; }));
+  ASSERT_TRUE(
+      Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kRunning; }));
   std::string m = h.kernel().metrics().prometheus_text();
   EXPECT_THAT(m, HasSubstr("kedge_plugin_restarts_total{plugin=\"faulty\"} 3"));
   EXPECT_THAT(m, HasSubstr("kedge_plugin_failures_total{plugin=\"faulty\"} 3"));
@@ -70,11 +75,13 @@ TEST(Kernel, OptionalPluginIsRestartedWithBackoffUntilItStarts) {
 }
 
 TEST(Kernel, OptionalPluginGivesUpAfterMaxRestartsAndRefusesMessages) {
-  Harness h(manifest("[[plugin]]\nname = \"faulty\"\nrequired = false\n"
-                     "restart = { initial_backoff_ms = 1, max_backoff_ms = 2, max_restarts = 2 }\n"
-                     "[plugin.config]\nfail_start_times = 100\n[[plugin]]\nname = \"alpha\"\n"));
+  Harness h(
+      manifest("[[plugin]]\nname = \"faulty\"\nrequired = false\n"
+               "restart = { initial_backoff_ms = 1, max_backoff_ms = 2, max_restarts = 2 }\n"
+               "[plugin.config]\nfail_start_times = 100\n[[plugin]]\nname = \"alpha\"\n"));
   ASSERT_TRUE(h.start());
-  ASSERT_TRUE(Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kFailed; }));
+  ASSERT_TRUE(
+      Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kFailed; }));
   EXPECT_EQ(h.kernel().state("alpha"), PluginState::kRunning);  // the agent goes on
   EXPECT_EQ(events(h).size(), 2u /*alpha*/ + 3 * 2 /*faulty: init+start, 3 times*/);
   Status s = h.send("faulty", make_message("t", "", "update", "r"));
@@ -83,10 +90,12 @@ TEST(Kernel, OptionalPluginGivesUpAfterMaxRestartsAndRefusesMessages) {
 }
 
 TEST(Kernel, PolicyNeverDoesNotRestart) {
-  Harness h(manifest("[[plugin]]\nname = \"faulty\"\nrequired = false\nrestart = { policy = \"never\" }\n"
-                     "[plugin.config]\nfail_start_times = 1\n"));
+  Harness h(
+      manifest("[[plugin]]\nname = \"faulty\"\nrequired = false\nrestart = { policy = \"never\" }\n"
+               "[plugin.config]\nfail_start_times = 1\n"));
   ASSERT_TRUE(h.start());
-  ASSERT_TRUE(Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kFailed; }));
+  ASSERT_TRUE(
+      Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kFailed; }));
   EXPECT_THAT(h.kernel().metrics().prometheus_text(),
               HasSubstr("kedge_plugin_restarts_total{plugin=\"faulty\"} 0"));
 }
@@ -95,7 +104,8 @@ TEST(Kernel, RuntimeFailureRestartsAndMessagesWaitingMeanwhileAreDelivered) {
   Harness h(manifest("[[plugin]]\nname = \"faulty\"\nrestart = { initial_backoff_ms = 50 }\n"));
   ASSERT_TRUE(h.start());
   ASSERT_TRUE(h.send("faulty", make_message("t", "", "fail", "r")));
-  ASSERT_TRUE(Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kBackingOff; }));
+  ASSERT_TRUE(
+      Harness::eventually([&] { return h.kernel().state("faulty") == PluginState::kBackingOff; }));
   // Sent while the plugin is down: queued, answered once it is back.
   auto [s, resp] = h.request("faulty", make_message("t", "", "query", "r"), 5s);
   ASSERT_TRUE(s) << s.to_string();
@@ -110,8 +120,8 @@ TEST(Kernel, ExceptionInAHandlerIsAFailureNotACrash) {
   ASSERT_TRUE(h.start());
   ASSERT_TRUE(h.send("faulty", make_message("t", "", "throw", "r")));
   ASSERT_TRUE(Harness::eventually([&] {
-    return h.kernel().metrics().prometheus_text().find("kedge_plugin_restarts_total{plugin=\"faulty\"} 1") !=
-           std::string::npos;
+    return h.kernel().metrics().prometheus_text().find(
+               "kedge_plugin_restarts_total{plugin=\"faulty\"} 1") != std::string::npos;
   }));
   auto [s, resp] = h.request("faulty", make_message("t", "", "query", "r"), 5s);
   EXPECT_TRUE(s) << s.to_string();
@@ -124,7 +134,8 @@ TEST(Kernel, ExceptionInAResponseHandlerIsTheRequestersFailure) {
   ASSERT_TRUE(h.start());
   ASSERT_TRUE(h.send("faulty", make_message("t", "", "ask-then-throw", "r", "probe")));
   ASSERT_TRUE(Harness::eventually([&] {
-    return h.metrics_text().find("kedge_plugin_restarts_total{plugin=\"faulty\"} 1") != std::string::npos;
+    return h.metrics_text().find("kedge_plugin_restarts_total{plugin=\"faulty\"} 1") !=
+           std::string::npos;
   }));
   auto [s, resp] = h.request("faulty", make_message("t", "", "query", "r"), 5s);
   EXPECT_TRUE(s) << s.to_string();
@@ -148,8 +159,9 @@ TEST(Kernel, RequiredPluginThatGivesUpShutsTheAgentDownWithAnError) {
 }
 
 TEST(Kernel, FailingStopIsLoggedAndShutdownContinues) {
-  Harness h(manifest("[[plugin]]\nname = \"alpha\"\n[[plugin]]\nname = \"faulty\"\n"
-                     "[plugin.config]\nfail_stop = true\n"));
+  Harness h(
+      manifest("[[plugin]]\nname = \"alpha\"\n[[plugin]]\nname = \"faulty\"\n"
+               "[plugin.config]\nfail_stop = true\n"));
   ASSERT_TRUE(h.start());
   h.stop();
   auto ev = events(h);

@@ -33,7 +33,8 @@ TEST(Loader, NotASharedObject) {
 TEST(Loader, NoEntryPoint) {
   LoadResult r = load_plugin(kFixtures / "libkedge_noentry.so");
   EXPECT_FALSE(r.status);
-  EXPECT_THAT(r.status.message(), HasSubstr("libkedge_noentry.so: no entry point 'kedge_plugin_entry'"));
+  EXPECT_THAT(r.status.message(),
+              HasSubstr("libkedge_noentry.so: no entry point 'kedge_plugin_entry'"));
 }
 
 TEST(Loader, AbiMismatchNamesBothVersions) {
@@ -41,7 +42,8 @@ TEST(Loader, AbiMismatchNamesBothVersions) {
   EXPECT_EQ(r.status.code(), Code::kFailedPrecondition);
   EXPECT_THAT(r.status.message(), HasSubstr("libkedge_abi.so: ABI version mismatch"));
   EXPECT_THAT(r.status.message(), HasSubstr("built for ABI 999"));
-  EXPECT_THAT(r.status.message(), HasSubstr("this kedge speaks ABI " + std::to_string(kAbiVersion)));
+  EXPECT_THAT(r.status.message(),
+              HasSubstr("this kedge speaks ABI " + std::to_string(kAbiVersion)));
 }
 
 TEST(Loader, BadDefaultInSchemaIsRefused) {
@@ -66,7 +68,8 @@ TEST(Loader, DescribeListsKeysWithTypeDefaultAndDescription) {
   EXPECT_THAT(d, HasSubstr("name:         beta"));
   EXPECT_THAT(d, HasSubstr("ABI version:  1"));
   EXPECT_THAT(d, HasSubstr("dependencies: alpha"));
-  EXPECT_THAT(d, HasSubstr("fail_start_times (integer), default 0\n      Fail the first N starts."));
+  EXPECT_THAT(d,
+              HasSubstr("fail_start_times (integer), default 0\n      Fail the first N starts."));
   EXPECT_THAT(d, HasSubstr("tags (array of strings), default []"));
 }
 

@@ -113,7 +113,8 @@ TEST(Manifest, WrongTypes) {
   expect_error("[agent]\nplugin_dirs = [\"a\", 3]\n",
                {"m.toml:2:21", "agent.plugin_dirs[1]: expected a string, got integer"});
   expect_error("plugin = 3\n", {"m.toml:1:10", "expected an array of tables"});
-  expect_error("[[plugin]]\nname = \"e\"\nconfig = 5\n", {"m.toml:3:10", "config: expected a table"});
+  expect_error("[[plugin]]\nname = \"e\"\nconfig = 5\n",
+               {"m.toml:3:10", "config: expected a table"});
 }
 
 TEST(Manifest, OutOfRangeAndBadEnumValues) {
@@ -121,8 +122,9 @@ TEST(Manifest, OutOfRangeAndBadEnumValues) {
   expect_error("[agent]\nlog_level = \"loud\"\n", {"m.toml:2:13", "unknown log level 'loud'"});
   expect_error("[[plugin]]\nname = \"e\"\nrestart = { policy = \"sometimes\" }\n",
                {"m.toml:3:", "unknown restart policy 'sometimes'"});
-  expect_error("[[plugin]]\nname = \"e\"\nrestart = { initial_backoff_ms = 100, max_backoff_ms = 10 }\n",
-               {"max_backoff_ms is smaller than initial_backoff_ms"});
+  expect_error(
+      "[[plugin]]\nname = \"e\"\nrestart = { initial_backoff_ms = 100, max_backoff_ms = 10 }\n",
+      {"max_backoff_ms is smaller than initial_backoff_ms"});
 }
 
 TEST(Manifest, MissingRequiredName) {
@@ -141,7 +143,8 @@ TEST(Manifest, InvalidPluginName) {
 
 TEST(Manifest, AllErrorsAreReportedNotJustTheFirst) {
   ManifestResult r = parse("[agent]\nworker_threads = \"x\"\nfoo = 1\n[[plugin]]\nbar = 2\n");
-  EXPECT_EQ(r.errors.size(), 4u) << ::testing::PrintToString(r.errors);  // type, unknown, missing name, unknown
+  EXPECT_EQ(r.errors.size(), 4u) << ::testing::PrintToString(
+      r.errors);  // type, unknown, missing name, unknown
 }
 
 TEST(Manifest, MissingFile) {

@@ -35,15 +35,17 @@ void expect_one_error(const Resolution& r, std::initializer_list<std::string_vie
 }
 
 TEST(Resolve, StartOrderFollowsDependenciesThenManifestOrder) {
-  auto x = run("[[plugin]]\nname = \"gamma\"\n[[plugin]]\nname = \"faulty\"\n"
-               "[[plugin]]\nname = \"beta\"\n[[plugin]]\nname = \"alpha\"\n");
+  auto x =
+      run("[[plugin]]\nname = \"gamma\"\n[[plugin]]\nname = \"faulty\"\n"
+          "[[plugin]]\nname = \"beta\"\n[[plugin]]\nname = \"alpha\"\n");
   ASSERT_TRUE(x->r.ok()) << ::testing::PrintToString(x->r.errors);
   EXPECT_EQ(names(x->r), (std::vector<std::string>{"faulty", "alpha", "beta", "gamma"}));
 }
 
 TEST(Resolve, DefaultsAreFilledAndValuesTyped) {
-  auto x = run("[[plugin]]\nname = \"alpha\"\n[plugin.config]\nratio = 2\ntags = [\"a\", \"b\"]\n"
-               "extra = { k = \"v\", n = 1 }\n");
+  auto x =
+      run("[[plugin]]\nname = \"alpha\"\n[plugin.config]\nratio = 2\ntags = [\"a\", \"b\"]\n"
+          "extra = { k = \"v\", n = 1 }\n");
   ASSERT_TRUE(x->r.ok()) << ::testing::PrintToString(x->r.errors);
   const Config& c = x->r.order[0].config;
   EXPECT_FALSE(c.get_bool("fail_init", true));     // default false
@@ -81,16 +83,19 @@ TEST(Resolve, LibraryProvidingAnotherPlugin) {
 
 TEST(Resolve, MissingDependency) {
   auto x = run("[[plugin]]\nname = \"lonely\"\n");
-  expect_one_error(x->r, {"m.toml:3:1", "plugin 'lonely' depends on 'absent'", "not in the manifest"});
+  expect_one_error(x->r,
+                   {"m.toml:3:1", "plugin 'lonely' depends on 'absent'", "not in the manifest"});
 }
 
 TEST(Resolve, DependencyOnADisabledPlugin) {
   auto x = run("[[plugin]]\nname = \"alpha\"\nenabled = false\n[[plugin]]\nname = \"beta\"\n");
-  expect_one_error(x->r, {"m.toml:6:1", "plugin 'beta' depends on 'alpha', which is disabled (at m.toml:3:1)"});
+  expect_one_error(
+      x->r, {"m.toml:6:1", "plugin 'beta' depends on 'alpha', which is disabled (at m.toml:3:1)"});
 }
 
 TEST(Resolve, DependencyCycleIsPrinted) {
-  auto x = run("[[plugin]]\nname = \"cyc-a\"\n[[plugin]]\nname = \"cyc-b\"\n[[plugin]]\nname = \"cyc-c\"\n");
+  auto x = run(
+      "[[plugin]]\nname = \"cyc-a\"\n[[plugin]]\nname = \"cyc-b\"\n[[plugin]]\nname = \"cyc-c\"\n");
   expect_one_error(x->r, {"dependency cycle: cyc-a -> cyc-b -> cyc-c -> cyc-a"});
 }
 
@@ -102,7 +107,8 @@ TEST(Resolve, UnknownConfigKey) {
 
 TEST(Resolve, MistypedConfigValues) {
   auto x = run("[[plugin]]\nname = \"alpha\"\n[plugin.config]\nfail_start_times = \"3\"\n");
-  expect_one_error(x->r, {"m.toml:6:20", "plugin 'alpha': config.fail_start_times: expected integer, got string"});
+  expect_one_error(x->r, {"m.toml:6:20",
+                          "plugin 'alpha': config.fail_start_times: expected integer, got string"});
   x = run("[[plugin]]\nname = \"alpha\"\n[plugin.config]\ntags = [\"a\", 1]\n");
   expect_one_error(x->r, {"m.toml:6:8", "config.tags: element [1]: expected string, got integer"});
   x = run("[[plugin]]\nname = \"alpha\"\n[plugin.config]\nextra = 1\n");
@@ -111,7 +117,8 @@ TEST(Resolve, MistypedConfigValues) {
 
 TEST(Resolve, MissingRequiredConfigKey) {
   auto x = run("[[plugin]]\nname = \"needy\"\n");
-  expect_one_error(x->r, {"m.toml:3:1", "plugin 'needy': config: missing required key 'label' (string"});
+  expect_one_error(x->r,
+                   {"m.toml:3:1", "plugin 'needy': config: missing required key 'label' (string"});
   x = run("[[plugin]]\nname = \"needy\"\n[plugin.config]\nlabel = \"x\"\n");
   EXPECT_TRUE(x->r.ok()) << ::testing::PrintToString(x->r.errors);
 }

@@ -163,7 +163,9 @@ TEST_F(RouterTest, RequestResponse) {
   add("client", "", 8, [](const MessagePtr&) {});
   run_workers(1);
   MessagePtr req = msg("query");
-  router_.request("client", "server", req, 5s, [&](Status s, MessagePtr r) { p.set_value({s, r}); });
+  router_.request("client", "server", req, 5s, [&](Status s, MessagePtr r) {
+    p.set_value({s, r});
+  });
   auto [s, r] = p.get_future().get();
   ASSERT_TRUE(s) << s.to_string();
   EXPECT_EQ(r->header.parent_id, req->header.id);
@@ -178,11 +180,10 @@ TEST_F(RouterTest, RequestTimesOutAndALateResponseIsCountedNotLost) {
   add("client", "", 8, [](const MessagePtr&) {});
   run_workers(1);
   std::promise<Status> p;
-  router_.request("client", "server", msg("query"), 30ms,
-                  [&](Status s, MessagePtr r) {
-                    EXPECT_EQ(r, nullptr);
-                    p.set_value(s);
-                  });
+  router_.request("client", "server", msg("query"), 30ms, [&](Status s, MessagePtr r) {
+    EXPECT_EQ(r, nullptr);
+    p.set_value(s);
+  });
   Status s = p.get_future().get();
   EXPECT_EQ(s.code(), Code::kTimeout);
   EXPECT_EQ(router_.stats("client").timed_out, 1u);
@@ -196,7 +197,8 @@ TEST_F(RouterTest, RequestTimesOutAndALateResponseIsCountedNotLost) {
 TEST_F(RouterTest, RequestToAFullOrUnknownModuleFailsAtOnce) {
   run_workers(1);
   std::promise<Status> p;
-  router_.request("client", "nobody", msg("query"), 5s, [&](Status s, MessagePtr) { p.set_value(s); });
+  router_.request("client", "nobody", msg("query"), 5s,
+                  [&](Status s, MessagePtr) { p.set_value(s); });
   EXPECT_EQ(p.get_future().get().code(), Code::kNotFound);
 }
 

@@ -57,23 +57,24 @@ class Ticker final : public kedge::Plugin {
   void tick() {
     uint64_t n = ++seq_;
     boost::json::object content{{"seq", static_cast<int64_t>(n)}, {"node", ctx_->node_name()}};
-    auto req = kedge::make_message(ctx_->name(), "", "query", "demo/tick/" + std::to_string(n), content);
+    auto req =
+        kedge::make_message(ctx_->name(), "", "query", "demo/tick/" + std::to_string(n), content);
     auto sent_at = steady_clock::now();
-    ctx_->request(target_, kedge::share(std::move(req)), seconds(5),
-                  [this, n, sent_at](kedge::Status s, kedge::MessagePtr resp) {
-                    if (!s) {
-                      failures_->inc();
-                      ctx_->logger()->warn("tick {} not answered: {}", n, s.message());
-                      return;
-                    }
-                    ++answered_;
-                    replies_->inc();
-                    auto us = duration_cast<microseconds>(steady_clock::now() - sent_at).count();
-                    ctx_->logger()->debug("tick {} answered by {} in {} us", n,
-                                          resp->route.source, us);
-                    if (report_every_ > 0 && answered_ % report_every_ == 0)
-                      ctx_->logger()->info("exchanged {} round trip(s) with {}", answered_, target_);
-                  });
+    ctx_->request(
+        target_, kedge::share(std::move(req)), seconds(5),
+        [this, n, sent_at](kedge::Status s, kedge::MessagePtr resp) {
+          if (!s) {
+            failures_->inc();
+            ctx_->logger()->warn("tick {} not answered: {}", n, s.message());
+            return;
+          }
+          ++answered_;
+          replies_->inc();
+          auto us = duration_cast<microseconds>(steady_clock::now() - sent_at).count();
+          ctx_->logger()->debug("tick {} answered by {} in {} us", n, resp->route.source, us);
+          if (report_every_ > 0 && answered_ % report_every_ == 0)
+            ctx_->logger()->info("exchanged {} round trip(s) with {}", answered_, target_);
+        });
     if (!notify_group_.empty()) {
       auto note = kedge::make_message(ctx_->name(), notify_group_, "update",
                                       "demo/tick/" + std::to_string(n), content);

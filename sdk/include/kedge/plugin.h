@@ -94,9 +94,9 @@ PluginDescriptor describe(const PluginInfo& info) {
 
 }  // namespace kedge
 
-#define KEDGE_PLUGIN(CLASS, ...)                                                       \
-  extern "C" KEDGE_EXPORT const ::kedge::PluginDescriptor* kedge_plugin_entry() {      \
-    static const ::kedge::PluginDescriptor d =                                         \
-        ::kedge::detail::describe<CLASS>(::kedge::PluginInfo __VA_ARGS__);             \
-    return &d;                                                                         \
+#define KEDGE_PLUGIN(CLASS, ...)                                                  \
+  extern "C" KEDGE_EXPORT const ::kedge::PluginDescriptor* kedge_plugin_entry() { \
+    static const ::kedge::PluginDescriptor d =                                    \
+        ::kedge::detail::describe<CLASS>(::kedge::PluginInfo __VA_ARGS__);        \
+    return &d;                                                                    \
   }

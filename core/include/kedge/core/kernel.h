@@ -25,8 +25,8 @@ class logger;
 namespace kedge::core {
 
 enum class PluginState {
-  kLoaded,      // library loaded, no instance yet
-  kStarting,    // init/start running
+  kLoaded,    // library loaded, no instance yet
+  kStarting,  // init/start running
   kRunning,
   kBackingOff,  // failed; waiting to restart
   kFailed,      // failed and gave up (policy "never" or max_restarts reached)

@@ -12,18 +12,18 @@
 //   library = "libkedge_echo.so" # optional: default libkedge_<name>.so on plugin_dirs
 //   enabled = true
 //   required = true              # a required plugin failing at start fails the agent
-//   restart = { policy = "on-failure", initial_backoff_ms = 500, max_backoff_ms = 30000, max_restarts = 10 }
-//   [plugin.config]              # the plugin's own keys, checked against its schema
+//   restart = { policy = "on-failure", initial_backoff_ms = 500, max_backoff_ms = 30000,
+//   max_restarts = 10 } [plugin.config]              # the plugin's own keys, checked against its
+//   schema
 #pragma once
 
+#include <toml++/toml.h>
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
-#include <toml++/toml.h>
 #include <vector>
-
 
 namespace kedge::core {
 
@@ -49,8 +49,8 @@ struct PluginEntry {
   bool enabled = true;
   bool required = true;
   RestartPolicy restart;
-  std::string log_level;  // empty = the agent's level
-  size_t queue_capacity = 0;  // 0 = the agent's default
+  std::string log_level;                // empty = the agent's level
+  size_t queue_capacity = 0;            // 0 = the agent's default
   const toml::table* config = nullptr;  // the [plugin.config] table, or null
   SourceLoc loc;                        // where the [[plugin]] entry starts
 };

@@ -10,7 +10,6 @@
 #include "kedge/core/loader.h"
 #include "kedge/core/manifest.h"
 
-
 namespace kedge::core {
 
 struct ResolvedPlugin {
