@@ -1,5 +1,6 @@
 #include "kedge/core/manifest.h"
 
+#include "config_value.h"
 #include "kedge/core/loader.h"
 
 #include <unistd.h>
@@ -19,21 +20,6 @@ std::string SourceLoc::str() const {
 }
 
 namespace {
-
-const char* type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    default: return "nothing";
-  }
-}
 
 const std::set<std::string, std::less<>> kLogLevels = {"trace", "debug",    "info", "warn",
                                                        "error", "critical", "off"};
@@ -65,7 +51,7 @@ class TableReader {
               const char* expected) {
     if (n->type() == type) return true;
     error(loc(*n), where_ + "." + std::string(key) + ": expected " + expected + ", got " +
-                       type_name(n->type()));
+                       toml_type_name(n->type()));
     return false;
   }
 
@@ -166,7 +152,7 @@ void read_agent(TableReader& r, AgentSettings& a, const fs::path& base) {
         const toml::node& e = *arr->get(i);
         if (!e.is_string()) {
           r.error(r.loc(e), "agent.plugin_dirs[" + std::to_string(i) +
-                                "]: expected a string, got " + type_name(e.type()));
+                                "]: expected a string, got " + toml_type_name(e.type()));
           continue;
         }
         a.plugin_dirs.push_back(anchor(base, *e.value<std::string>()));
@@ -228,7 +214,7 @@ ManifestResult check(std::shared_ptr<toml::table> root, const std::string& file,
     const toml::array* arr = pn->as_array();
     if (!arr || !arr->is_array_of_tables()) {
       top.error(top.loc(*pn), "plugin: expected an array of tables ([[plugin]] entries), got " +
-                                  std::string(type_name(pn->type())));
+                                  std::string(toml_type_name(pn->type())));
     } else {
       for (size_t i = 0; i < arr->size(); ++i) {
         const toml::table& t = *arr->get(i)->as_table();
