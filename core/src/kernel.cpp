@@ -74,7 +74,7 @@ class Kernel::Slot final : public Context {
         rp_(std::move(rp)),
         d_(*rp_.plugin.descriptor),
         name_(rp_.entry->name),
-        group_(d_.group),
+        group_(d_.group ? d_.group : d_.name),
         log_(make_logger(name_, rp_.entry->log_level)),
         restarts_(k.metrics_.counter("kedge_plugin_restarts_total", "Plugin restarts",
                                      {{"plugin", name_}})),
@@ -112,9 +112,11 @@ class Kernel::Slot final : public Context {
           try {
             h(std::move(s), std::move(m));
           } catch (const std::exception& e) {
-            fail(internal_error(std::string("response handler threw: ") + e.what()));
+            fail_running(generation_,
+                         internal_error(std::string("response handler threw: ") + e.what()));
           } catch (...) {
-            fail(internal_error("response handler threw a non-standard exception"));
+            fail_running(generation_,
+                         internal_error("response handler threw a non-standard exception"));
           }
         });
   }
@@ -122,7 +124,10 @@ class Kernel::Slot final : public Context {
     return k_.router_->respond(name_, std::move(response));
   }
   void report_failure(Status why) override {
-    asio::post(executor(), [this, why = std::move(why)] { fail(why); });
+    // Tagged with the instance that reported: a second report, or one from
+    // an instance already replaced, is ignored.
+    asio::post(executor(),
+               [this, gen = generation_.load(), why = std::move(why)] { fail_running(gen, why); });
   }
 
   const std::string& plugin_name() const { return name_; }
@@ -132,9 +137,16 @@ class Kernel::Slot final : public Context {
   // Creates, inits and starts an instance (on the strand).
   Status start_instance() {
     set_state(PluginState::kStarting);
-    instance_ = d_.create();
-    if (!instance_) return internal_error("the plugin's factory returned no instance");
-    Status s = guarded("init", [&] { return instance_->init(*this, rp_.config); });
+    ++generation_;
+    Status s = guarded("create", [&] {
+      instance_ = d_.create();
+      return instance_ ? Status{} : internal_error("the factory returned no instance");
+    });
+    if (!s) {
+      failures_.inc();
+      return s;
+    }
+    s = guarded("init", [&] { return instance_->init(*this, rp_.config); });
     if (s) s = guarded("start", [&] { return instance_->start(); });
     if (!s) {
       failures_.inc();
@@ -158,27 +170,30 @@ class Kernel::Slot final : public Context {
     try {
       instance_->on_message(msg);
     } catch (const std::exception& e) {
-      fail(internal_error(std::string("on_message threw: ") + e.what()));
+      fail_running(generation_, internal_error(std::string("on_message threw: ") + e.what()));
     } catch (...) {
-      fail(internal_error("on_message threw a non-standard exception"));
+      fail_running(generation_, internal_error("on_message threw a non-standard exception"));
     }
   }
 
-  // A run-time failure, or a failed start of an optional plugin.
-  void fail(const Status& why) {
-    if (state_ == PluginState::kRunning) {
-      failures_.inc();
-      k_.router_->set_paused(name_, true);
-      log_->error("plugin {} failed: {}", name_, why.message());
-      stop_instance();
-      // A plugin that ran for a while before failing starts a fresh back-off.
-      if (Clock::now() - started_at_ > 10 * rp_.entry->restart.initial_backoff) {
-        backoff_ = rp_.entry->restart.initial_backoff;
-        attempts_ = 0;
-      }
-    } else if (state_ != PluginState::kStarting && state_ != PluginState::kBackingOff) {
-      return;
+  // A run-time failure of instance `gen`: stop it and restart per the policy.
+  void fail_running(uint64_t gen, const Status& why) {
+    if (state_ != PluginState::kRunning || gen != generation_) return;
+    failures_.inc();
+    k_.router_->set_paused(name_, true);
+    log_->error("plugin {} failed: {}", name_, why.message());
+    stop_instance();
+    // A plugin that ran for a while before failing starts a fresh back-off.
+    if (Clock::now() - started_at_ > 10 * rp_.entry->restart.initial_backoff) {
+      backoff_ = rp_.entry->restart.initial_backoff;
+      attempts_ = 0;
     }
+    restart_later(why);
+  }
+
+  // After a failure (at start or at run time): a restart after the back-off,
+  // or giving up.
+  void restart_later(const Status& why) {
     const RestartPolicy& p = rp_.entry->restart;
     if (p.kind == RestartPolicy::Kind::kNever ||
         (p.max_restarts > 0 && attempts_ >= p.max_restarts)) {
@@ -196,15 +211,12 @@ class Kernel::Slot final : public Context {
     timer_->expires_after(delay);
     timer_->async_wait([this](boost::system::error_code ec) {
       if (ec || state_ != PluginState::kBackingOff) return;
-      // A whole back-off has passed on this strand since the old instance was
-      // stopped: the completions of what its stop() cancelled have run.
-      free_retired();
+      free_retired(kRetiredGrace);
       restarts_.inc();
       Status s = start_instance();
       if (!s) {
         log_->error("plugin {} failed to restart: {}", name_, s.message());
-        set_state(PluginState::kBackingOff);
-        fail(s);
+        restart_later(s);
       }
     });
   }
@@ -233,7 +245,7 @@ class Kernel::Slot final : public Context {
 
   // After the workers are joined: nothing can run any more.
   void destroy_retired() {
-    free_retired();
+    free_retired(std::chrono::seconds{0});
     if (instance_) {
       d_.destroy(instance_);
       instance_ = nullptr;
@@ -247,16 +259,22 @@ class Kernel::Slot final : public Context {
     discard_instance();
   }
 
-  void free_retired() {
-    for (Plugin* p : retired_) d_.destroy(p);
-    retired_.clear();
+  // Destroys instances retired at least `grace` ago.
+  void free_retired(std::chrono::seconds grace) {
+    auto now = Clock::now();
+    std::erase_if(retired_, [&](const Retired& r) {
+      if (now - r.at < grace) return false;
+      d_.destroy(r.instance);
+      return true;
+    });
   }
 
-  // The instance is kept until the next restart or shutdown: a handler it posted
-  // (a cancelled timer, say) may still be queued and must find it alive.
+  // A stopped instance is kept for a grace period: completions of what its
+  // stop() cancelled (a timer, a resolve) may still be queued and must find it
+  // alive. At shutdown all are destroyed after the workers are joined.
   void discard_instance() {
     k_.router_->retire_instance(name_);
-    if (instance_) retired_.push_back(instance_);
+    if (instance_) retired_.push_back({instance_, Clock::now()});
     instance_ = nullptr;
   }
 
@@ -275,8 +293,14 @@ class Kernel::Slot final : public Context {
   Counter& failures_;
   std::vector<Gauge*> state_gauges_;
   std::atomic<PluginState> state_{PluginState::kLoaded};
+  struct Retired {
+    Plugin* instance;
+    Clock::time_point at;
+  };
+  static constexpr std::chrono::seconds kRetiredGrace{60};
   Plugin* instance_ = nullptr;
-  std::vector<Plugin*> retired_;
+  std::atomic<uint64_t> generation_{0};
+  std::vector<Retired> retired_;
   std::unique_ptr<asio::steady_timer> timer_;
   std::chrono::milliseconds backoff_;
   int64_t attempts_ = 0;
@@ -348,7 +372,7 @@ Status Kernel::start() {
       return err;
     }
     log_->error("optional plugin {} failed to start: {}", sp->plugin_name(), s.message());
-    asio::post(sp->executor(), [sp, s] { sp->fail(s); });
+    asio::post(sp->executor(), [sp, s] { sp->restart_later(s); });
   }
   schedule_metrics();
   return {};
@@ -357,6 +381,10 @@ Status Kernel::start() {
 void Kernel::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  if (workers_.empty()) {  // start() failed before the workers ran: nothing to stop
+    for (auto& slot : slots_) slot->destroy_retired();
+    return;
+  }
   if (metrics_timer_) run_on(metrics_timer_->get_executor(), [this] { metrics_timer_->cancel(); });
   for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
     Slot* sp = it->get();

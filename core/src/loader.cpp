@@ -156,7 +156,7 @@ std::string describe_plugin(const LoadedPlugin& p) {
   o << "name:         " << d.name << "\n"
     << "version:      " << d.version << "\n"
     << "ABI version:  " << d.abi_version << "\n"
-    << "group:        " << d.group << "\n"
+    << "group:        " << (d.group ? d.group : d.name) << "\n"
     << "library:      " << p.file.string() << "\n";
   if (d.description && *d.description) o << "description:  " << d.description << "\n";
   o << "dependencies: ";

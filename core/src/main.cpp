@@ -26,7 +26,8 @@ int usage(std::ostream& o, int code) {
        "  run MANIFEST       run the agent until SIGINT/SIGTERM\n"
        "  check MANIFEST     validate the manifest and every plugin's config, start nothing\n"
        "  plugins [--plugin-dir DIR]... [--manifest FILE] [--describe NAME]\n"
-       "                     list the plugins on the search path, or describe one\n"
+       "                     list the plugins on the search path (name, version, ABI,\n"
+       "                     config keys), or describe one: each key's type, default, meaning\n"
        "  version            print the version and plugin ABI version\n";
   return code;
 }
@@ -149,17 +150,18 @@ int cmd_plugins(const std::vector<std::string>& args) {
     std::cerr << "error: no plugin named '" << describe << "' on the search path\n";
     return 1;
   }
-  std::printf("%-16s %-10s %-4s %s\n", "NAME", "VERSION", "ABI", "LIBRARY");
-  int bad = 0;
+  std::printf("%-16s %-10s %-4s %-40s %s\n", "NAME", "VERSION", "ABI", "CONFIG KEYS", "LIBRARY");
   for (auto& lr : found) {
     if (!lr.status) {
       std::cerr << "warning: " << lr.status.message() << "\n";
-      ++bad;
       continue;
     }
     const auto* d = lr.plugin.descriptor;
-    std::printf("%-16s %-10s %-4u %s\n", d->name, d->version, d->abi_version,
-                lr.plugin.file.c_str());
+    std::string keys;
+    for (size_t i = 0; i < d->config_key_count; ++i)
+      keys += (i ? "," : "") + std::string(d->config_keys[i].name);
+    std::printf("%-16s %-10s %-4u %-40s %s\n", d->name, d->version, d->abi_version,
+                keys.empty() ? "-" : keys.c_str(), lr.plugin.file.c_str());
   }
   return 0;
 }

@@ -33,7 +33,10 @@ struct Router::Module {
                              {{"module", name}})),
         timed_out(reg.counter("kedge_router_timed_out_total",
                               "Sends and requests by a module whose deadline passed",
-                              {{"module", name}})) {}
+                              {{"module", name}})),
+        unroutable(reg.counter("kedge_router_unroutable_total",
+                               "Messages a module sent to an unknown module or empty group",
+                               {{"module", name}})) {}
 
   void push_back(MessagePtr m) {
     buf[(head + count) % buf.size()] = std::move(m);
@@ -72,6 +75,7 @@ struct Router::Module {
   Counter& delivered;
   Counter& rejected;
   Counter& timed_out;
+  Counter& unroutable;
 };
 
 Router::Router(asio::io_context& io, MetricsRegistry& metrics)
@@ -80,6 +84,9 @@ Router::Router(asio::io_context& io, MetricsRegistry& metrics)
       external_(std::make_unique<Module>(io, "(external)", "", 0, nullptr, metrics)),
       unmatched_responses_(metrics.counter("kedge_router_unmatched_responses_total",
                                            "Responses for which no request was waiting")),
+      handler_errors_(
+          metrics.counter("kedge_router_handler_errors_total",
+                          "Exceptions thrown by handlers of modules that are not plugins")),
       timer_strand_(asio::make_strand(io)),
       timer_(timer_strand_) {}
 
@@ -207,7 +214,14 @@ void Router::drain(Module& m) {
     if (m.paused.load(std::memory_order_relaxed)) break;
     MessagePtr msg = std::move(batch[i]);
     m.delivered.inc();
-    m.handler(msg);
+    try {
+      m.handler(msg);
+    } catch (...) {
+      // Plugins' handlers are guarded by the kernel; this catches the rest
+      // (modules added directly, such as test captures), so the mailbox
+      // keeps flowing.
+      handler_errors_.inc();
+    }
   }
   std::lock_guard lock(m.mu);
   // Paused mid-batch: the rest goes back to the front, in order.
@@ -224,7 +238,7 @@ Status Router::send(std::string_view from, std::string_view to, MessagePtr msg,
   Module& src = sender(from);
   Module* dst = find(to);
   if (!dst) {
-    src.rejected.inc();
+    src.unroutable.inc();
     return not_found("no module named '" + std::string(to) + "'");
   }
   return enqueue(*dst, src, std::move(msg), wait);
@@ -240,7 +254,7 @@ Status Router::send_to_group(std::string_view from, std::string_view group, Mess
     if (it != groups_.end()) members = it->second;
   }
   if (members.empty()) {
-    src.rejected.inc();
+    src.unroutable.inc();
     return not_found("no module in group '" + std::string(group) + "'");
   }
   Status first_error;
@@ -258,17 +272,16 @@ void Router::request(std::string_view from, std::string_view to, MessagePtr msg,
   auto deadline = Clock::now() + timeout;
   bool rearm = false;
   {
-    std::lock_guard lock(pending_mu_);
-    auto dit = deadlines_.emplace(deadline, id);
-    auto [it, inserted] = pending_.emplace(
-        id, Pending{std::string(from), src.generation.load(), std::move(on_response), dit});
-    if (!inserted) {
-      deadlines_.erase(dit);
-      Pending p{std::string(from), src.generation.load(), std::move(on_response), {}};
-      complete(std::move(p),
+    std::unique_lock lock(pending_mu_);
+    if (pending_.count(id)) {
+      lock.unlock();
+      complete(Pending{std::string(from), src.generation.load(), std::move(on_response), {}},
                invalid_argument("a request with msg_id '" + id + "' is already waiting"), nullptr);
       return;
     }
+    auto dit = deadlines_.emplace(deadline, id);
+    pending_.emplace(
+        id, Pending{std::string(from), src.generation.load(), std::move(on_response), dit});
     if (deadline < armed_for_) {
       armed_for_ = deadline;
       rearm = true;
@@ -373,6 +386,7 @@ ModuleStats Router::stats(std::string_view name) const {
   s.delivered = m->delivered.value();
   s.rejected = m->rejected.value();
   s.timed_out = m->timed_out.value();
+  s.unroutable = m->unroutable.value();
   std::lock_guard lock(m->mu);
   s.queued = m->count;
   return s;

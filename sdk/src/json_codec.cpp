@@ -11,7 +11,8 @@ namespace bj = boost::json;
 namespace {
 
 // Go's encoding/json string escaping with HTML escaping on (json.Marshal's
-// default): short escapes for \" \\ \n \r \t, \u00XX for other control bytes,
+// default), as the Go releases KubeEdge 1.12 is built with (before Go 1.22,
+// which added \b and \f): short escapes for \" \\ \n \r \t, \u00XX for other control bytes,
 // \u003c \u003e \u0026 for < > &, \u2028 \u2029, and U+FFFD for invalid UTF-8.
 void encode_string(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -81,28 +82,58 @@ void encode_string(std::string_view s, std::string& out) {
   out += '"';
 }
 
-// Go formats float64 with the shortest representation, in 'f' form unless the
-// magnitude is below 1e-6 or at least 1e21, and trims "e-07" to "e-7".
+// Go formats float64 with the shortest digits that round-trip, written out in
+// 'f' form (padded with zeros, never the exact binary value) unless the
+// magnitude is below 1e-6 or at least 1e21, where it uses 'e' form and trims
+// "e-07" to "e-7" (encoding/json's floatEncoder).
 void encode_double(double d, std::string& out) {
   if (!std::isfinite(d)) {  // Go refuses these; we write null rather than fail.
     out += "null";
     return;
   }
   char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<size_t>(r.ptr - buf));  // -d.ddde+XX
   double a = std::fabs(d);
-  bool sci = a != 0 && (a < 1e-6 || a >= 1e21);
-  auto r = std::to_chars(buf, buf + sizeof buf, d,
-                         sci ? std::chars_format::scientific : std::chars_format::fixed);
-  std::string_view s(buf, static_cast<size_t>(r.ptr - buf));
-  if (sci) {
-    size_t len = s.size();
-    if (len >= 4 && s[len - 4] == 'e' && s[len - 3] == '-' && s[len - 2] == '0') {
-      out.append(s.substr(0, len - 2));
-      out += s[len - 1];
-      return;
+  if (a != 0 && (a < 1e-6 || a >= 1e21)) {
+    size_t len = sci.size();
+    if (len >= 4 && sci[len - 4] == 'e' && sci[len - 3] == '-' && sci[len - 2] == '0') {
+      out.append(sci.substr(0, len - 2));
+      out += sci[len - 1];
+    } else {
+      out.append(sci);
     }
+    return;
   }
-  out.append(s);
+  // Expand the shortest digits to 'f' form.
+  size_t e = sci.find('e');
+  int exp = 0;
+  const char* p = sci.data() + e + 1;
+  if (*p == '+') ++p;
+  std::from_chars(p, sci.data() + sci.size(), exp);
+  std::string digits;
+  bool negative = false;
+  for (char c : sci.substr(0, e)) {
+    if (c == '-')
+      negative = true;
+    else if (c != '.')
+      digits += c;
+  }
+  if (negative) out += '-';
+  int point = exp + 1;  // digits before the decimal point
+  int n = static_cast<int>(digits.size());
+  if (point <= 0) {
+    out += "0.";
+    out.append(static_cast<size_t>(-point), '0');
+    out += digits;
+  } else if (point >= n) {
+    out += digits;
+    out.append(static_cast<size_t>(point - n), '0');
+  } else {
+    out.append(digits, 0, static_cast<size_t>(point));
+    out += '.';
+    out.append(digits, static_cast<size_t>(point));
+  }
 }
 
 }  // namespace

@@ -70,7 +70,7 @@ expect config-missing-required 2 "cfg-missing.toml:4:1: plugin 'needy': config: 
 m=$(manifest abi '[[plugin]]\nname = "alpha"\nlibrary = "libkedge_abi.so"\n')
 expect abi-mismatch 2 "ABI version mismatch: the plugin was built for ABI 999, this kedge speaks ABI 1" -- "$KEDGE" check "$m"
 
-expect plugins-list 0 'alpha +1\.2\.3 +1 ' -- "$KEDGE" plugins --plugin-dir "$FIX"
+expect plugins-list 0 'alpha +1\.2\.3 +1 +fail_init,fail_start_times,fail_stop,label,ratio,tags,extra ' -- "$KEDGE" plugins --plugin-dir "$FIX"
 expect plugins-list-warns 0 'libkedge_noentry.so: no entry point' -- "$KEDGE" plugins --plugin-dir "$FIX"
 expect plugins-describe 0 'fail_start_times \(integer\), default 0' -- "$KEDGE" plugins --plugin-dir "$FIX" --describe alpha
 expect plugins-describe-unknown 1 "no plugin named 'nosuch'" -- "$KEDGE" plugins --plugin-dir "$FIX" --describe nosuch

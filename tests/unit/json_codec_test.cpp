@@ -101,6 +101,18 @@ TEST(JsonCodec, NumbersFormatLikeGo) {
   EXPECT_EQ(enc(int64_t{-42}), "-42");
   EXPECT_EQ(enc(uint64_t{18446744073709551615ull}), "18446744073709551615");
   EXPECT_EQ(enc(0.0), "0");
+  EXPECT_EQ(enc(-0.0), "-0");
+  EXPECT_EQ(enc(-2.5), "-2.5");
+  EXPECT_EQ(enc(0.1), "0.1");
+  EXPECT_EQ(enc(123.456), "123.456");
+  // Shortest digits padded with zeros, not the exact binary value.
+  EXPECT_EQ(enc(12345678901234567890.0), "12345678901234567000");
+  EXPECT_EQ(enc(1e20), "100000000000000000000");
+  EXPECT_EQ(enc(9.999999999999999e20), "999999999999999900000");
+  EXPECT_EQ(enc(1.5e-7), "1.5e-7");
+  EXPECT_EQ(enc(1e-10), "1e-10");
+  EXPECT_EQ(enc(1.7976931348623157e308), "1.7976931348623157e+308");
+  EXPECT_EQ(enc(0.000123), "0.000123");
 }
 
 TEST(JsonCodec, ObjectKeyOrderIsPreserved) {

@@ -150,6 +150,38 @@ TEST(Kernel, ExceptionInAPluginsOwnHandlerDoesNotStopTheAgent) {
   EXPECT_EQ(h.kernel().state("faulty"), PluginState::kRunning);
 }
 
+TEST(Kernel, OneFailureReportedTwiceCostsOneRestart) {
+  Harness h(
+      manifest("[[plugin]]\nname = \"faulty\"\n"
+               "restart = { initial_backoff_ms = 1, max_restarts = 1 }\n"));
+  ASSERT_TRUE(h.start());
+  ASSERT_TRUE(h.send("faulty", make_message("t", "", "fail-twice", "r")));
+  ASSERT_TRUE(Harness::eventually([&] {
+    return h.metrics_text().find("kedge_plugin_restarts_total{plugin=\"faulty\"} 1") !=
+           std::string::npos;
+  }));
+  auto [s, resp] = h.request("faulty", make_message("t", "", "query", "r"), 5s);
+  EXPECT_TRUE(s) << s.to_string();
+  EXPECT_EQ(h.kernel().state("faulty"), PluginState::kRunning);
+  EXPECT_FALSE(h.kernel().shutdown_requested());
+}
+
+TEST(Kernel, UncreatableDataDirFailsStartWithoutHanging) {
+  Harness h("[agent]\ndata_dir = \"/proc/kedge-cannot-exist\"\nplugin_dirs = [\"" KEDGE_FIXTURE_DIR
+            "\"]\nlog_level = \"off\"\n[[plugin]]\nname = \"alpha\"\n");
+  Status s = h.start();
+  ASSERT_FALSE(s);
+  EXPECT_THAT(s.message(), HasSubstr("cannot create data_dir /proc/kedge-cannot-exist"));
+}  // the harness's destructor must return
+
+TEST(Kernel, ModuleNameClashFailsStartWithoutHanging) {
+  Harness h(manifest("[[plugin]]\nname = \"alpha\"\n"));
+  h.capture("alpha");
+  Status s = h.start();
+  ASSERT_FALSE(s);
+  EXPECT_THAT(s.message(), HasSubstr("module 'alpha' is already registered"));
+}
+
 TEST(Kernel, RequiredPluginThatGivesUpShutsTheAgentDownWithAnError) {
   Harness h(manifest("[[plugin]]\nname = \"faulty\"\nrestart = { policy = \"never\" }\n"));
   ASSERT_TRUE(h.start());

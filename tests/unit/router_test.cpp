@@ -230,6 +230,44 @@ TEST_F(RouterTest, ManyConcurrentRequestsWithMixedTimeouts) {
   EXPECT_EQ(timeouts.load(), kN / 2);
 }
 
+TEST_F(RouterTest, DuplicateRequestIdIsRefusedAndTheFirstStillCompletes) {
+  std::promise<MessagePtr> held_p;
+  add("server", "", 8, [&](const MessagePtr& m) { held_p.set_value(m); });
+  add("client", "", 8, [](const MessagePtr&) {});
+  run_workers(1);
+  MessagePtr req = msg("query");
+  std::promise<Status> first, second;
+  router_.request("client", "server", req, 5s, [&](Status s, MessagePtr) { first.set_value(s); });
+  router_.request("client", "server", req, 5s, [&](Status s, MessagePtr) { second.set_value(s); });
+  Status s2 = second.get_future().get();
+  EXPECT_EQ(s2.code(), Code::kInvalidArgument);
+  EXPECT_THAT(s2.message(), HasSubstr("is already waiting"));
+  MessagePtr held = held_p.get_future().get();
+  ASSERT_TRUE(router_.respond("server", share(new_response(*held, nullptr))));
+  EXPECT_TRUE(first.get_future().get());
+}
+
+TEST_F(RouterTest, AThrowingHandlerDoesNotWedgeTheMailbox) {
+  std::atomic<int> seen{0};
+  std::promise<void> done;
+  add("rx", "", 8, [&](const MessagePtr& m) {
+    if (++seen == 3) done.set_value();
+    if (m->content.as_int64() == 0) throw std::runtime_error("boom");
+  });
+  run_workers(1);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(router_.send("tx", "rx", msg("update", i)));
+  ASSERT_EQ(done.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_THAT(metrics_.prometheus_text(), HasSubstr("kedge_router_handler_errors_total 1"));
+}
+
+TEST_F(RouterTest, MisaddressedSendsAreUnroutableNotRejections) {
+  add("a", "", 4, [](const MessagePtr&) {});
+  EXPECT_EQ(router_.send("a", "nobody", msg()).code(), Code::kNotFound);
+  EXPECT_EQ(router_.send_to_group("a", "nogroup", msg()).code(), Code::kNotFound);
+  EXPECT_EQ(router_.stats("a").unroutable, 2u);
+  EXPECT_EQ(router_.stats("a").rejected, 0u);
+}
+
 TEST_F(RouterTest, RetiredInstanceNeverSeesItsResponses) {
   std::atomic<int> called{0};
   std::promise<MessagePtr> held_p;

@@ -30,11 +30,12 @@
 namespace kedge::core {
 
 struct ModuleStats {
-  uint64_t sent = 0;       // messages this module sent that were accepted
-  uint64_t delivered = 0;  // messages (and responses) handed to this module
-  uint64_t rejected = 0;   // messages refused by this module's queue (full, closed)
-  uint64_t timed_out = 0;  // this module's sends and requests whose deadline passed
-  size_t queued = 0;       // messages waiting in this module's queue now
+  uint64_t sent = 0;        // messages this module sent that were accepted
+  uint64_t delivered = 0;   // messages (and responses) handed to this module
+  uint64_t rejected = 0;    // messages refused by this module's queue (full, closed)
+  uint64_t timed_out = 0;   // this module's sends and requests whose deadline passed
+  uint64_t unroutable = 0;  // this module's sends to an unknown module or an empty group
+  size_t queued = 0;        // messages waiting in this module's queue now
 };
 
 class Router {
@@ -107,6 +108,7 @@ class Router {
   std::unordered_map<std::string, std::vector<Module*>, Hash, std::equal_to<>> groups_;
   std::unique_ptr<Module> external_;
   Counter& unmatched_responses_;
+  Counter& handler_errors_;
 
   std::mutex pending_mu_;
   std::unordered_map<std::string, Pending> pending_;
