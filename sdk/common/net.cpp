@@ -1,0 +1,621 @@
+#include "kedge/net.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include "kedge/pki.h"
+
+namespace kedge::net {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using WsStream = websocket::stream<TlsStream>;
+
+namespace {
+
+Status net_error(const std::string& what, const error_code& ec) {
+  return {Code::kUnavailable, what + ": " + ec.message()};
+}
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+// Common TLS settings: TLS 1.2 minimum; TLS 1.2 limited to KubeEdge's suite.
+Status base_settings(ssl::context& ctx) {
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  if (SSL_CTX_set_cipher_list(ctx.native_handle(), "ECDHE-ECDSA-AES128-GCM-SHA256") != 1)
+    return internal_error("cannot set the TLS 1.2 cipher suite");
+  return {};
+}
+
+Status load_identity(ssl::context& ctx, const TlsMaterial& m) {
+  error_code ec;
+  if (!m.cert_pem.empty()) {
+    ctx.use_certificate_chain(asio::buffer(m.cert_pem), ec);
+    if (ec) return invalid_argument("TLS certificate is not usable: " + ec.message());
+    ctx.use_private_key(asio::buffer(m.key_pem), ssl::context::pem, ec);
+    if (ec) return invalid_argument("TLS private key is not usable: " + ec.message());
+  }
+  if (!m.ca_pem.empty()) {
+    ctx.add_certificate_authority(asio::buffer(m.ca_pem), ec);
+    if (ec) return invalid_argument("TLS CA certificate is not usable: " + ec.message());
+  }
+  return {};
+}
+
+// CN of the peer's certificate, if one was presented and verified.
+std::string verified_peer_cn(SSL* ssl) {
+  X509* c = SSL_get1_peer_certificate(ssl);
+  if (!c) return {};
+  std::string cn = SSL_get_verify_result(ssl) == X509_V_OK ? pki::common_name(c) : std::string();
+  X509_free(c);
+  return cn;
+}
+
+std::string remote_of(const beast::tcp_stream& s) {
+  error_code ec;
+  auto ep = s.socket().remote_endpoint(ec);
+  if (ec) return "?";
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+class WsConnImpl final : public WsConnection {
+ public:
+  WsConnImpl(TlsStream&& tls, WsOptions opts) : ws_(std::move(tls)), opts_(opts) { configure(); }
+  WsConnImpl(asio::any_io_executor ex, ssl::context& ctx, WsOptions opts)
+      : ws_(ex, ctx), opts_(opts) {
+    configure();
+  }
+
+  void configure() {
+    ws_.read_message_max(0);  // the frame limit is enforced in on_read, with a clear message
+    ws_.auto_fragment(false);
+    ws_.text(true);
+  }
+
+  void start(OnText on_text, OnClose on_close) override {
+    on_text_ = std::move(on_text);
+    on_close_ = std::move(on_close);
+    read();
+  }
+
+  Status send(std::string text) override {
+    if (!open_) return {Code::kUnavailable, "connection is closed"};
+    if (!queue_.empty() && queued_ + text.size() > opts_.max_queued_bytes)
+      return {Code::kFull, "write queue is full (" + std::to_string(queued_) + " bytes waiting)"};
+    queued_ += text.size();
+    queue_.push_back(std::move(text));
+    if (!writing_) write_next();
+    return {};
+  }
+
+  void close(const Status& why) override { close_with(websocket::close_code::going_away, why); }
+
+  void close_with(websocket::close_code code, const Status& why) {
+    if (!open_) return;
+    open_ = false;
+    auto self = me();
+    if (!writing_ && ws_.is_open()) {
+      std::string reason = why.message().substr(0, 120);  // a close frame holds 123 bytes
+      ws_.async_close(websocket::close_reason(code, reason),
+                      [self](error_code) { self->shutdown(); });
+    } else {
+      shutdown();
+    }
+    if (on_finish_) on_finish_();
+    on_finish_ = nullptr;
+    if (auto cb = std::move(on_close_)) {
+      on_close_ = nullptr;
+      on_text_ = nullptr;
+      asio::post(ws_.get_executor(), [cb = std::move(cb), why, self] { cb(why); });
+    }
+  }
+
+  bool open() const override { return open_; }
+  size_t queued_bytes() const override { return queued_; }
+  const PeerInfo& peer() const override { return peer_; }
+
+  WsStream& stream() { return ws_; }
+  std::shared_ptr<WsConnImpl> me() {
+    return std::static_pointer_cast<WsConnImpl>(shared_from_this());
+  }
+  PeerInfo peer_;
+  std::function<void()> on_finish_;  // the server's connection count
+
+ private:
+  void shutdown() {
+    error_code ec;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  // Reads in pieces so that an oversized message is refused as soon as it
+  // passes the limit, before it is buffered whole.
+  void read() {
+    ws_.async_read_some(buf_, 64 * 1024,
+                        [self = me()](error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(error_code ec) {
+    if (ec) {
+      if (ec == websocket::error::closed)
+        close({Code::kUnavailable,
+               "peer closed the connection: " + std::string(ws_.reason().reason.c_str())});
+      else if (ec == beast::error::timeout)
+        close({Code::kTimeout, "peer silent for " + std::to_string(opts_.idle_timeout.count()) +
+                                   " ms (dead or half-open link)"});
+      else
+        close(net_error("read failed", ec));
+      return;
+    }
+    if (buf_.size() > opts_.max_frame) {
+      close_with(websocket::close_code::too_big,
+                 {Code::kInvalidArgument,
+                  "frame larger than the limit of " + std::to_string(opts_.max_frame) + " bytes"});
+      return;
+    }
+    if (ws_.is_message_done()) {
+      std::string text = beast::buffers_to_string(buf_.data());
+      buf_.consume(buf_.size());
+      if (on_text_) on_text_(std::move(text));
+    }
+    if (open_) read();
+  }
+
+  void write_next() {
+    writing_ = true;
+    ws_.async_write(asio::buffer(queue_.front()),
+                    [self = me()](error_code ec, size_t) { self->on_write(ec); });
+  }
+
+  void on_write(error_code ec) {
+    writing_ = false;
+    queued_ -= queue_.front().size();
+    queue_.pop_front();
+    if (ec) {
+      close(net_error("write failed", ec));
+      return;
+    }
+    if (!open_) {  // closed while writing: finish with the close frame
+      shutdown();
+      return;
+    }
+    if (!queue_.empty()) write_next();
+  }
+
+  WsStream ws_;
+  WsOptions opts_;
+  beast::flat_buffer buf_;
+  std::deque<std::string> queue_;
+  size_t queued_ = 0;
+  bool writing_ = false;
+  bool open_ = true;
+  OnText on_text_;
+  OnClose on_close_;
+};
+
+void set_ws_timeouts(WsStream& ws, const WsOptions& o) {
+  websocket::stream_base::timeout t;
+  t.handshake_timeout = o.handshake_timeout;
+  t.idle_timeout = o.idle_timeout;
+  t.keep_alive_pings = true;
+  ws.set_option(t);
+}
+
+template <class Stream>
+void write_refusal(std::shared_ptr<Stream> s, int status, const std::string& reason,
+                   std::function<void()> done) {
+  auto res =
+      std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
+  res->set(http::field::content_type, "text/plain");
+  res->set(http::field::connection, "close");
+  res->body() = reason + "\n";
+  res->prepare_payload();
+  http::async_write(*s, *res, [s, res, done](error_code, size_t) {
+    error_code ec;
+    beast::get_lowest_layer(*s).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(*s).close();
+    done();
+  });
+}
+
+class WsServerImpl final : public WsServer {
+ public:
+  WsServerImpl(asio::any_io_executor ex, SslContext ctx, Options opts)
+      : ex_(ex), ctx_(std::move(ctx)), opts_(opts), acceptor_(ex) {}
+
+  Status listen(const std::string& address, uint16_t port, Admit admit,
+                OnConnection on_connection) override {
+    admit_ = std::move(admit);
+    on_connection_ = std::move(on_connection);
+    error_code ec;
+    auto addr = asio::ip::make_address(address, ec);
+    if (ec) return invalid_argument("invalid listen address '" + address + "'");
+    tcp::endpoint ep(addr, port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return {Code::kUnavailable,
+              "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+    accept();
+    return {};
+  }
+
+  uint16_t port() const override {
+    error_code ec;
+    return acceptor_.local_endpoint(ec).port();
+  }
+  size_t connections() const override { return connections_; }
+  void stop() override {
+    stopped_ = true;
+    error_code ec;
+    acceptor_.close(ec);
+    waiting_.clear();
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(ex_, [self = shared(), this](error_code ec, tcp::socket sock) {
+      if (stopped_) return;
+      if (!ec) {
+        if (waiting_.size() >= opts_.max_waiting) {
+          error_code ignore;
+          sock.close(ignore);  // overload: the client retries with back-off
+        } else {
+          waiting_.push_back(std::move(sock));
+          pump();
+        }
+      }
+      accept();
+    });
+  }
+
+  // Starts handshakes while slots are free: a reconnect storm queues here
+  // instead of starving established connections of CPU.
+  void pump() {
+    while (handshaking_ < opts_.max_handshakes && !waiting_.empty()) {
+      tcp::socket sock = std::move(waiting_.front());
+      waiting_.pop_front();
+      ++handshaking_;
+      handshake(std::move(sock));
+    }
+  }
+
+  void handshake_done() {
+    --handshaking_;
+    if (!stopped_) pump();
+  }
+
+  struct Pending {
+    explicit Pending(tcp::socket s, ssl::context& ctx) : tls(std::move(s), ctx) {}
+    TlsStream tls;
+    beast::flat_buffer buf;
+    http::request_parser<http::empty_body> parser;
+  };
+
+  void handshake(tcp::socket sock) {
+    auto p = std::make_shared<Pending>(std::move(sock), *ctx_);
+    beast::get_lowest_layer(p->tls).expires_after(opts_.ws.handshake_timeout);
+    p->tls.async_handshake(ssl::stream_base::server, [self = shared(), this, p](error_code ec) {
+      if (ec) return handshake_done();
+      p->parser.body_limit(0);
+      p->parser.header_limit(16 * 1024);
+      http::async_read(p->tls, p->buf, p->parser, [self, this, p](error_code ec2, size_t) {
+        if (ec2) return handshake_done();
+        auto& req = p->parser.get();
+        if (!websocket::is_upgrade(req)) {
+          auto s = std::shared_ptr<TlsStream>(p, &p->tls);
+          return write_refusal(s, 400, "expected a WebSocket upgrade",
+                               [self, this] { handshake_done(); });
+        }
+        PeerInfo peer;
+        peer.remote = remote_of(beast::get_lowest_layer(p->tls));
+        peer.cert_cn = verified_peer_cn(p->tls.native_handle());
+        peer.target = std::string(req.target());
+        for (auto& f : req)
+          peer.headers[lower(std::string(f.name_string()))] = std::string(f.value());
+        Admission a = connections_ >= opts_.max_connections
+                          ? Admission::refuse(503, "connection limit reached (" +
+                                                       std::to_string(opts_.max_connections) + ")")
+                          : admit_(peer);
+        if (a.http_status) {
+          auto s = std::shared_ptr<TlsStream>(p, &p->tls);
+          return write_refusal(s, a.http_status, a.reason, [self, this] { handshake_done(); });
+        }
+        beast::get_lowest_layer(p->tls).expires_never();
+        auto conn = std::make_shared<WsConnImpl>(std::move(p->tls), opts_.ws);
+        conn->peer_ = std::move(peer);
+        set_ws_timeouts(conn->stream(), opts_.ws);
+        conn->stream().async_accept(req, [self, this, conn](error_code ec3) {
+          handshake_done();
+          if (ec3 || stopped_) return;
+          ++connections_;
+          std::weak_ptr<WsServerImpl> weak = shared();
+          conn->on_finish_ = [weak] {
+            if (auto s = weak.lock()) --s->connections_;
+          };
+          on_connection_(conn);
+        });
+      });
+    });
+  }
+
+  std::shared_ptr<WsServerImpl> shared() {
+    return std::static_pointer_cast<WsServerImpl>(shared_from_this());
+  }
+
+  asio::any_io_executor ex_;
+  SslContext ctx_;
+  Options opts_;
+  tcp::acceptor acceptor_;
+  Admit admit_;
+  OnConnection on_connection_;
+  std::deque<tcp::socket> waiting_;
+  size_t handshaking_ = 0;
+  size_t connections_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+SslContextResult server_context(const TlsMaterial& m, ClientCert mode) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  if (Status s = base_settings(*ctx); !s) return {s, nullptr};
+  if (m.cert_pem.empty()) return {invalid_argument("a TLS server needs a certificate"), nullptr};
+  if (Status s = load_identity(*ctx, m); !s) return {s, nullptr};
+  switch (mode) {
+    case ClientCert::kNone: ctx->set_verify_mode(ssl::verify_none); break;
+    case ClientCert::kOptional: ctx->set_verify_mode(ssl::verify_peer); break;
+    case ClientCert::kRequired:
+      ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+      break;
+  }
+  return {{}, ctx};
+}
+
+SslContextResult client_context(const TlsMaterial& m, bool verify) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  if (Status s = base_settings(*ctx); !s) return {s, nullptr};
+  if (Status s = load_identity(*ctx, m); !s) return {s, nullptr};
+  ctx->set_verify_mode(verify ? ssl::verify_peer : ssl::verify_none);
+  return {{}, ctx};
+}
+
+std::shared_ptr<WsServer> WsServer::create(asio::any_io_executor ex, SslContext ctx, Options opts) {
+  return std::make_shared<WsServerImpl>(ex, std::move(ctx), opts);
+}
+
+namespace {
+
+// Connects a TLS stream (resolve, TCP connect, SNI, host-name check,
+// handshake); the caller's next step runs on success.
+template <class Next>
+void tls_connect(std::shared_ptr<tcp::resolver> resolver, TlsStream& tls, const std::string& host,
+                 uint16_t port, std::chrono::milliseconds timeout, bool verify_host,
+                 std::function<void(Status)> fail, Next next) {
+  resolver->async_resolve(
+      host, std::to_string(port),
+      [resolver, &tls, host, port, timeout, verify_host, fail, next](
+          error_code ec, tcp::resolver::results_type results) {
+        if (ec) return fail(net_error("cannot resolve " + host, ec));
+        beast::get_lowest_layer(tls).expires_after(timeout);
+        beast::get_lowest_layer(tls).async_connect(results, [&tls, host, port, verify_host, fail,
+                                                             next](error_code ec2,
+                                                                   const tcp::endpoint&) {
+          std::string where = host + ":" + std::to_string(port);
+          if (ec2) return fail(net_error("cannot connect to " + where, ec2));
+          // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+          SSL_ctrl(tls.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                   const_cast<char*>(host.c_str()));
+          if (verify_host) tls.set_verify_callback(ssl::host_name_verification(host));
+          tls.async_handshake(ssl::stream_base::client, [&tls, where, fail, next](error_code ec3) {
+            if (ec3) return fail(net_error("TLS handshake with " + where + " failed", ec3));
+            next();
+          });
+        });
+      });
+}
+
+}  // namespace
+
+void ws_connect(asio::any_io_executor ex, SslContext ctx, const std::string& host, uint16_t port,
+                const std::string& target, std::map<std::string, std::string> headers,
+                const WsClientOptions& opts, std::function<void(Status, WsPtr)> on_done) {
+  auto conn = std::make_shared<WsConnImpl>(ex, *ctx, opts.ws);
+  auto resolver = std::make_shared<tcp::resolver>(ex);
+  auto done = std::make_shared<std::function<void(Status, WsPtr)>>(std::move(on_done));
+  auto fail = [done, conn, ctx](Status s) {
+    error_code ec;
+    beast::get_lowest_layer(conn->stream()).close();
+    (*done)(std::move(s), nullptr);
+  };
+  TlsStream& tls = conn->stream().next_layer();
+  bool verify = SSL_CTX_get_verify_mode(ctx->native_handle()) != SSL_VERIFY_NONE;
+  tls_connect(resolver, tls, host, port, opts.connect_timeout, verify, fail,
+              [conn, host, port, target, headers, opts, done, fail, ctx] {
+                beast::get_lowest_layer(conn->stream()).expires_never();
+                set_ws_timeouts(conn->stream(), opts.ws);
+                conn->stream().set_option(
+                    websocket::stream_base::decorator([headers](websocket::request_type& req) {
+                      for (auto& [k, v] : headers) req.set(k, v);
+                    }));
+                conn->stream().async_handshake(
+                    host + ":" + std::to_string(port), target, [conn, done, fail](error_code ec) {
+                      if (ec) return fail(net_error("WebSocket handshake failed", ec));
+                      (*done)({}, conn);
+                    });
+              });
+}
+
+// ---- HTTPS ----
+
+namespace {
+
+class HttpsServerImpl final : public HttpsServer {
+ public:
+  HttpsServerImpl(asio::any_io_executor ex, SslContext ctx, Options opts)
+      : ex_(ex), ctx_(std::move(ctx)), opts_(opts), acceptor_(ex) {}
+
+  Status listen(const std::string& address, uint16_t port, Handler handler) override {
+    handler_ = std::move(handler);
+    error_code ec;
+    auto addr = asio::ip::make_address(address, ec);
+    if (ec) return invalid_argument("invalid listen address '" + address + "'");
+    tcp::endpoint ep(addr, port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return {Code::kUnavailable,
+              "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+    accept();
+    return {};
+  }
+  uint16_t port() const override {
+    error_code ec;
+    return acceptor_.local_endpoint(ec).port();
+  }
+  void stop() override {
+    stopped_ = true;
+    error_code ec;
+    acceptor_.close(ec);
+  }
+
+ private:
+  struct Conn {
+    Conn(tcp::socket s, ssl::context& ctx) : tls(std::move(s), ctx) {}
+    TlsStream tls;
+    beast::flat_buffer buf;
+    http::request_parser<http::string_body> parser;
+    http::response<http::string_body> res;
+  };
+
+  void accept() {
+    auto self = std::static_pointer_cast<HttpsServerImpl>(shared_from_this());
+    acceptor_.async_accept(ex_, [self](error_code ec, tcp::socket sock) {
+      if (self->stopped_) return;
+      if (!ec) self->serve(std::make_shared<Conn>(std::move(sock), *self->ctx_));
+      self->accept();
+    });
+  }
+
+  void serve(std::shared_ptr<Conn> c) {
+    auto self = std::static_pointer_cast<HttpsServerImpl>(shared_from_this());
+    beast::get_lowest_layer(c->tls).expires_after(opts_.timeout);
+    c->tls.async_handshake(ssl::stream_base::server, [self, c](error_code ec) {
+      if (ec) return;
+      c->parser.body_limit(self->opts_.max_body);
+      http::async_read(c->tls, c->buf, c->parser, [self, c](error_code ec2, size_t) {
+        HttpResponse out;
+        if (ec2 == http::error::body_limit) {
+          out = {413, "text/plain",
+                 "request body larger than " + std::to_string(self->opts_.max_body) + " bytes\n"};
+        } else if (ec2) {
+          return;
+        } else {
+          auto& req = c->parser.get();
+          HttpRequest in;
+          in.method = std::string(req.method_string());
+          in.target = std::string(req.target());
+          for (auto& f : req)
+            in.headers[lower(std::string(f.name_string()))] = std::string(f.value());
+          in.body = std::move(req.body());
+          in.peer_cert_cn = verified_peer_cn(c->tls.native_handle());
+          out = self->handler_(in);
+        }
+        c->res.result(static_cast<http::status>(out.status));
+        c->res.version(11);
+        c->res.set(http::field::content_type, out.content_type);
+        c->res.set(http::field::connection, "close");
+        c->res.body() = std::move(out.body);
+        c->res.prepare_payload();
+        http::async_write(c->tls, c->res, [c](error_code, size_t) {
+          c->tls.async_shutdown([c](error_code) { beast::get_lowest_layer(c->tls).close(); });
+        });
+      });
+    });
+  }
+
+  asio::any_io_executor ex_;
+  SslContext ctx_;
+  Options opts_;
+  tcp::acceptor acceptor_;
+  Handler handler_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<HttpsServer> HttpsServer::create(asio::any_io_executor ex, SslContext ctx,
+                                                 Options opts) {
+  return std::make_shared<HttpsServerImpl>(ex, std::move(ctx), opts);
+}
+
+void https_request(asio::any_io_executor ex, SslContext ctx, const std::string& host, uint16_t port,
+                   HttpRequest req, std::chrono::milliseconds timeout, size_t max_body,
+                   std::function<void(HttpResult)> on_done) {
+  struct Op {
+    Op(asio::any_io_executor e, ssl::context& c)
+        : tls(e, c), resolver(std::make_shared<tcp::resolver>(e)) {}
+    TlsStream tls;
+    std::shared_ptr<tcp::resolver> resolver;
+    beast::flat_buffer buf;
+    http::request<http::string_body> req;
+    http::response_parser<http::string_body> parser;
+    std::function<void(HttpResult)> done;
+  };
+  auto op = std::make_shared<Op>(ex, *ctx);
+  op->done = std::move(on_done);
+  op->req.method_string(req.method);
+  op->req.target(req.target);
+  op->req.version(11);
+  op->req.set(http::field::host, host);
+  for (auto& [k, v] : req.headers) op->req.set(k, v);
+  op->req.body() = std::move(req.body);
+  op->req.prepare_payload();
+  op->parser.body_limit(max_body);
+  auto fail = [op](Status s) {
+    beast::get_lowest_layer(op->tls).close();
+    op->done({std::move(s), 0, {}});
+  };
+  bool verify = SSL_CTX_get_verify_mode(ctx->native_handle()) != SSL_VERIFY_NONE;
+  tls_connect(op->resolver, op->tls, host, port, timeout, verify, fail, [op, fail, timeout, ctx] {
+    beast::get_lowest_layer(op->tls).expires_after(timeout);
+    http::async_write(op->tls, op->req, [op, fail](error_code ec, size_t) {
+      if (ec) return fail(net_error("cannot send the request", ec));
+      http::async_read(op->tls, op->buf, op->parser, [op, fail](error_code ec2, size_t) {
+        if (ec2) return fail(net_error("cannot read the response", ec2));
+        HttpResult r;
+        r.http_status = static_cast<int>(op->parser.get().result_int());
+        r.body = std::move(op->parser.get().body());
+        beast::get_lowest_layer(op->tls).close();
+        op->done(std::move(r));
+      });
+    });
+  });
+}
+
+}  // namespace kedge::net

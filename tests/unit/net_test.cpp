@@ -1,0 +1,253 @@
+// The TLS WebSocket and HTTPS building blocks, over real sockets on loopback.
+#include "kedge/net.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <future>
+#include <thread>
+
+#include "kedge/pki.h"
+
+namespace kedge::net {
+namespace {
+
+using ::testing::HasSubstr;
+namespace asio = boost::asio;
+
+// A CA with a server certificate for 127.0.0.1/localhost and node certificates.
+struct Pki {
+  pki::Key ca_key = pki::generate_key();
+  pki::Cert ca = pki::make_ca(ca_key.get(), {"KubeEdge", ""}).value;
+  std::string ca_pem = pki::cert_pem(ca.get());
+
+  // (The server certificate's subject must differ from the CA's: KubeEdge's
+  // is CN=KubeEdge, O=KubeEdge under a CA of CN=KubeEdge.)
+  TlsMaterial leaf(const std::string& cn, unsigned usage, const std::string& org = "") {
+    pki::Key k = pki::generate_key();
+    pki::SignOptions o;
+    o.usages = usage;
+    o.ips = {"127.0.0.1"};
+    o.dns_names = {"localhost"};
+    auto c = pki::issue(ca.get(), ca_key.get(), k.get(), {cn, org}, o);
+    return {ca_pem, pki::cert_pem(c.value.get()), pki::key_pem(k.get())};
+  }
+};
+
+class NetTest : public ::testing::Test {
+ protected:
+  // Runs f on the test's strand and returns its result.
+  template <class F>
+  auto run(F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> t(std::move(f));
+    auto fut = t.get_future();
+    asio::post(ex_, [&t] { t(); });
+    return fut.get();
+  }
+  void SetUp() override {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    if (server_) run([this] { server_->stop(); });
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  // Starts a server requiring client certificates; admits a node whose
+  // node_id header matches its certificate's CN.
+  void start_server(WsServer::Options opts = {}) {
+    auto ctx =
+        server_context(pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"), ClientCert::kRequired);
+    ASSERT_TRUE(ctx.status) << ctx.status.message();
+    server_ = WsServer::create(ex_, ctx.ctx, opts);
+    Status s = run([&] {
+      return server_->listen(
+          "127.0.0.1", 0,
+          [](const PeerInfo& p) {
+            auto it = p.headers.find("node_id");
+            if (it == p.headers.end()) return Admission::refuse(400, "no node_id header");
+            if (p.cert_cn != "system:node:" + it->second)
+              return Admission::refuse(403, "node_id does not match the certificate");
+            return Admission::accept();
+          },
+          [this](WsPtr c) {
+            c->start(
+                [this, c](std::string&& text) {
+                  server_got_.push_back(text);
+                  (void)c->send("echo:" + text);
+                },
+                [this](const Status& why) { server_closed_.set_value(why); });
+            server_conn_ = c;
+          });
+    });
+    ASSERT_TRUE(s) << s.message();
+  }
+
+  std::pair<Status, WsPtr> connect(const TlsMaterial& m, const std::string& node,
+                                   WsClientOptions o = {}) {
+    auto ctx = client_context(m);
+    std::promise<std::pair<Status, WsPtr>> p;
+    ws_connect(ex_, ctx.ctx, "127.0.0.1", server_->port(),
+               "/e632aba927ea4ac2b575ec1603d56f10/" + node + "/events",
+               {{"node_id", node}, {"project_id", "e632aba927ea4ac2b575ec1603d56f10"}}, o,
+               [&](Status s, WsPtr c) {
+                 p.set_value({s, c});
+               });
+    return p.get_future().get();
+  }
+
+  asio::io_context io_;
+  asio::any_io_executor ex_ = asio::make_strand(io_);
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
+      io_.get_executor()};
+  std::thread thread_;
+  Pki pki_;
+  std::shared_ptr<WsServer> server_;
+  WsPtr server_conn_;
+  std::vector<std::string> server_got_;
+  std::promise<Status> server_closed_;
+};
+
+TEST_F(NetTest, MutualTlsWebSocketCarriesTextFramesBothWays) {
+  start_server();
+  auto [s, c] = connect(pki_.leaf("system:node:edge-1", pki::kClientAuth), "edge-1");
+  ASSERT_TRUE(s) << s.message();
+  std::promise<std::string> got;
+  EXPECT_TRUE(run([&] {
+    c->start([&](std::string&& t) { got.set_value(t); }, [](const Status&) {});
+    return c->send("{\"hello\":1}\n");
+  }));
+  EXPECT_EQ(got.get_future().get(), "echo:{\"hello\":1}\n");
+  run([&] {
+    EXPECT_EQ(server_conn_->peer().cert_cn, "system:node:edge-1");
+    EXPECT_EQ(server_conn_->peer().headers.at("project_id"), "e632aba927ea4ac2b575ec1603d56f10");
+    EXPECT_EQ(server_conn_->peer().target, "/e632aba927ea4ac2b575ec1603d56f10/edge-1/events");
+    EXPECT_EQ(server_->connections(), 1u);
+    return 0;
+  });
+  run([&] {
+    c->close({Code::kUnavailable, "bye"});
+    return 0;
+  });
+  auto fut = server_closed_.get_future();
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(run([&] { return server_->connections(); }), 0u);
+}
+
+TEST_F(NetTest, MismatchedNodeIdIsRefusedWith403) {
+  start_server();
+  auto [s, c] = connect(pki_.leaf("system:node:edge-1", pki::kClientAuth), "edge-2");
+  EXPECT_FALSE(s);
+  EXPECT_THAT(s.message(), HasSubstr("WebSocket handshake failed"));
+}
+
+TEST_F(NetTest, ClientWithoutCertificateOrFromAnotherCaCannotConnect) {
+  start_server();
+  TlsMaterial none{pki_.ca_pem, "", ""};
+  auto [s1, c1] = connect(none, "edge-1");
+  EXPECT_FALSE(s1);
+  Pki other;
+  TlsMaterial foreign = other.leaf("system:node:edge-1", pki::kClientAuth);
+  foreign.ca_pem = pki_.ca_pem;  // trusts our server, but its certificate is foreign
+  auto [s2, c2] = connect(foreign, "edge-1");
+  EXPECT_FALSE(s2);
+}
+
+TEST_F(NetTest, ClientRefusesAServerFromAnotherCa) {
+  start_server();
+  Pki other;
+  TlsMaterial m = pki_.leaf("system:node:edge-1", pki::kClientAuth);
+  m.ca_pem = other.ca_pem;
+  auto [s, c] = connect(m, "edge-1");
+  EXPECT_FALSE(s);
+  EXPECT_THAT(s.message(), HasSubstr("TLS handshake"));
+}
+
+TEST_F(NetTest, SilentPeerIsClosedWithinTheIdleTimeout) {
+  WsServer::Options o;
+  o.ws.idle_timeout = std::chrono::milliseconds(300);
+  start_server(o);
+  // The client never reads, so it never answers the server's pings: to the
+  // server it is a dead (half-open) peer.
+  auto [s, c] = connect(pki_.leaf("system:node:edge-1", pki::kClientAuth), "edge-1");
+  ASSERT_TRUE(s);
+  auto fut = server_closed_.get_future();
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  Status why = fut.get();
+  EXPECT_EQ(why.code(), Code::kTimeout);
+  EXPECT_THAT(why.message(), HasSubstr("dead or half-open"));
+}
+
+TEST_F(NetTest, OversizedFrameClosesTheConnection) {
+  WsServer::Options o;
+  o.ws.max_frame = 1024;
+  start_server(o);
+  auto [s, c] = connect(pki_.leaf("system:node:edge-1", pki::kClientAuth), "edge-1");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(run([&] {
+    c->start([](std::string&&) {}, [](const Status&) {});
+    return c->send(std::string(4096, 'x'));
+  }));
+  Status why = server_closed_.get_future().get();
+  EXPECT_THAT(why.message(), HasSubstr("larger than the limit of 1024 bytes"));
+}
+
+TEST_F(NetTest, ConnectionLimitRefusesWith503) {
+  WsServer::Options o;
+  o.max_connections = 1;
+  start_server(o);
+  auto [s1, c1] = connect(pki_.leaf("system:node:edge-1", pki::kClientAuth), "edge-1");
+  ASSERT_TRUE(s1);
+  auto [s2, c2] = connect(pki_.leaf("system:node:edge-2", pki::kClientAuth), "edge-2");
+  EXPECT_FALSE(s2);
+}
+
+TEST_F(NetTest, HttpsServerAndClient) {
+  auto sctx =
+      server_context(pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"), ClientCert::kOptional);
+  ASSERT_TRUE(sctx.status);
+  auto https = HttpsServer::create(ex_, sctx.ctx, {std::chrono::seconds(5), 64});
+  Status ls = run([&] {
+    return https->listen("127.0.0.1", 0, [](const HttpRequest& r) {
+      if (r.target == "/ca.crt") return HttpResponse{200, "application/octet-stream", "DER"};
+      if (r.target == "/echo")
+        return HttpResponse{
+            200, "text/plain",
+            r.method + " " + r.body + " " + r.headers.at("nodename") + " " + r.peer_cert_cn};
+      return HttpResponse{404, "text/plain", "not found"};
+    });
+  });
+  ASSERT_TRUE(ls);
+  auto call = [&](TlsMaterial m, bool verify, HttpRequest req) {
+    std::promise<HttpResult> p;
+    https_request(ex_, client_context(m, verify).ctx, "127.0.0.1", https->port(), std::move(req),
+                  std::chrono::seconds(5), 1 << 20,
+                  [&](HttpResult r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  // No client certificate, no server verification (fetching the CA).
+  auto r1 = call({}, false, {"GET", "/ca.crt", {}, "", ""});
+  ASSERT_TRUE(r1.status) << r1.status.message();
+  EXPECT_EQ(r1.http_status, 200);
+  EXPECT_EQ(r1.body, "DER");
+  // A GET with a body and a client certificate.
+  auto r2 = call(pki_.leaf("system:node:e1", pki::kClientAuth), true,
+                 {"GET", "/echo", {{"NodeName", "e1"}}, "csr-bytes", ""});
+  ASSERT_TRUE(r2.status) << r2.status.message();
+  EXPECT_EQ(r2.body, "GET csr-bytes e1 system:node:e1");
+  auto r3 = call({pki_.ca_pem, "", ""}, true, {"GET", "/nope", {}, "", ""});
+  EXPECT_EQ(r3.http_status, 404);
+  auto r4 = call({pki_.ca_pem, "", ""}, true, {"POST", "/echo", {}, std::string(1000, 'x'), ""});
+  EXPECT_EQ(r4.http_status, 413);
+  run([&] {
+    https->stop();
+    return 0;
+  });
+}
+
+}  // namespace
+}  // namespace kedge::net
