@@ -1,0 +1,610 @@
+// cloudhub: the cloud end of the cloud-edge channel.
+//
+// * Owns the cloud CA (created on first start) and the server certificate.
+// * Serves the bootstrap HTTPS endpoint: /ca.crt and /edge.crt (CSR signing
+//   for a join token or a valid node certificate).
+// * Serves the WebSocket channel with mutual TLS; a connection is bound to the
+//   node named in its certificate (CN system:node:<name>).
+// * Downstream (controllers -> edge): every message is persisted in a per-node
+//   queue keyed by object (a newer version replaces an older one still
+//   queued), sent, and resent with back-off until the edge ACKs it.
+// * Upstream (edge -> cloud): resources are prefixed with node/<id>/, routed to
+//   a controller by wire group, de-duplicated by msg_id, and ACKed.
+#include <spdlog/logger.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "channel.h"
+#include "kedge/json_codec.h"
+#include "kedge/net.h"
+#include "kedge/pki.h"
+#include "kedge/plugin.h"
+#include "kedge/sqlite.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace net = kedge::net;
+namespace pki = kedge::pki;
+using kedge::Code;
+using kedge::Message;
+using kedge::MessagePtr;
+using kedge::Status;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+const std::vector<std::string> kSchema = {
+    "CREATE TABLE downstream ("
+    "  node TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, msg_id TEXT NOT NULL,"
+    "  rv TEXT NOT NULL, is_delete INTEGER NOT NULL, body TEXT NOT NULL,"
+    "  PRIMARY KEY (node, key));"
+    "CREATE INDEX downstream_order ON downstream(node, seq);",
+};
+
+class CloudHub final : public kedge::Plugin {
+ public:
+  kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
+    ctx_ = &ctx;
+    log_ = ctx.logger();
+    cfg_ = cfg;
+    dir_ = ctx.data_dir() / "cloudhub";
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
+    if (Status s = load_or_create_pki(); !s) return s;
+    auto db = kedge::sqlite::Db::open((dir_ / "cloudhub.db").string());
+    if (!db.status) return db.status;
+    db_ = std::move(db.db);
+    if (Status s = db_->migrate("cloudhub", kSchema); !s) return s;
+    if (Status s = load_pending(); !s) return s;
+    for (auto& [group, module] : cfg.get_table("routes"))
+      if (module.is_string()) routes_[std::string(group)] = std::string(module.get_string());
+    auto& m = ctx.metrics();
+    connected_ = &m.gauge("kedge_cloudhub_connected_nodes", "Nodes connected now");
+    pending_gauge_ =
+        &m.gauge("kedge_cloudhub_pending_messages", "Downstream messages not yet ACKed");
+    acked_ = &m.counter("kedge_cloudhub_acked_total", "Downstream messages ACKed by edges");
+    resent_ = &m.counter("kedge_cloudhub_resent_total", "Downstream messages sent again");
+    replaced_ = &m.counter("kedge_cloudhub_replaced_total",
+                           "Queued messages replaced by a newer version of their object");
+    stale_ = &m.counter("kedge_cloudhub_stale_total",
+                        "Downstream messages older than the queued version (dropped as stale)");
+    upstream_ = &m.counter("kedge_cloudhub_upstream_total", "Messages received from edges");
+    duplicates_ = &m.counter("kedge_cloudhub_upstream_duplicates_total",
+                             "Upstream messages received again (suppressed)");
+    bad_frames_ = &m.counter("kedge_cloudhub_bad_frames_total", "Frames that were not messages");
+    overflow_ = &m.counter("kedge_cloudhub_overflow_total",
+                           "Downstream messages refused because a node's queue was full");
+    update_pending_gauge();
+    return {};
+  }
+
+  kedge::Status start() override {
+    stopped_ = false;
+    auto ex = ctx_->executor();
+    net::TlsMaterial server{ca_pem_, server_cert_pem_, server_key_pem_};
+    auto ws_ctx = net::server_context(server, net::ClientCert::kRequired);
+    if (!ws_ctx.status) return ws_ctx.status;
+    auto https_ctx = net::server_context(server, net::ClientCert::kOptional);
+    if (!https_ctx.status) return https_ctx.status;
+
+    net::WsServer::Options wo;
+    wo.ws.idle_timeout = std::chrono::seconds(3 * cfg_.get_int("keepalive_interval_s"));
+    wo.ws.max_frame = static_cast<size_t>(cfg_.get_int("max_frame_bytes"));
+    wo.max_connections = static_cast<size_t>(cfg_.get_int("node_limit"));
+    wo.max_handshakes = static_cast<size_t>(cfg_.get_int("max_handshakes"));
+    ws_ = net::WsServer::create(ex, ws_ctx.ctx, wo);
+    std::string addr = cfg_.get_string("address");
+    if (Status s = ws_->listen(
+            addr, static_cast<uint16_t>(cfg_.get_int("port")),
+            [this](const net::PeerInfo& p) { return admit(p); },
+            [this](net::WsPtr c) { on_connection(std::move(c)); });
+        !s)
+      return s;
+    https_ = net::HttpsServer::create(ex, https_ctx.ctx, {30s, 1 << 20});
+    if (Status s = https_->listen(addr, static_cast<uint16_t>(cfg_.get_int("https_port")),
+                                  [this](const net::HttpRequest& r) { return bootstrap(r); });
+        !s) {
+      ws_->stop();
+      return s;
+    }
+    timer_.emplace(ex);
+    schedule_resend();
+    log_->info("listening on {}:{} (channel) and {}:{} (bootstrap); {} message(s) pending", addr,
+               ws_->port(), addr, https_->port(), pending_count());
+    return {};
+  }
+
+  kedge::Status stop() override {
+    stopped_ = true;
+    if (timer_) timer_->cancel();
+    if (ws_) ws_->stop();
+    if (https_) https_->stop();
+    for (auto& [node, s] : sessions_)
+      if (s.conn) s.conn->close({Code::kUnavailable, "cloudhub is stopping"});
+    sessions_.clear();
+    connected_->set(0);
+    return {};
+  }
+
+  // Downstream: a message from a controller for some node.
+  void on_message(const MessagePtr& msg) override {
+    std::string node = kedge::channel::node_of(msg->route.resource);
+    if (node.empty()) {
+      log_->warn("message {} ({} {}) names no node; not sent", msg->header.id, msg->route.operation,
+                 msg->route.resource);
+      return;
+    }
+    Message out = *msg;
+    out.route.resource = kedge::channel::trim_for_edge(msg->route.resource);
+    out.header.sync = false;  // never true on the WebSocket wire
+    if (msg->is_response()) {
+      // Answers to the edge's requests are not queued: if the node is gone,
+      // its request has timed out there.
+      send_now(node, out);
+      return;
+    }
+    enqueue(node, out);
+  }
+
+ private:
+  // ---- PKI ----
+  Status load_or_create_pki() {
+    auto ca_path = (dir_ / "ca.crt").string(), ca_key_path = (dir_ / "ca.key").string();
+    auto ca = pki::read_file(ca_path);
+    auto ca_key = pki::read_file(ca_key_path);
+    if (ca.ok() != ca_key.ok())
+      return kedge::invalid_argument("found only one of " + ca_path + " and " + ca_key_path);
+    if (!ca.ok()) {
+      pki::Key k = pki::generate_key();
+      auto c = pki::make_ca(k.get(), {"KubeEdge", ""});
+      if (!c.ok()) return c.status;
+      if (Status s = pki::write_file(ca_key_path, pki::key_pem(k.get()), true); !s) return s;
+      if (Status s = pki::write_file(ca_path, pki::cert_pem(c.value.get()), false); !s) return s;
+      log_->info("created the cloud CA in {}", ca_path);
+      ca = pki::read_file(ca_path);
+      ca_key = pki::read_file(ca_key_path);
+    }
+    auto cert = pki::cert_from_pem(ca.value);
+    auto key = pki::key_from_pem(ca_key.value);
+    if (!cert.ok()) return kedge::invalid_argument(ca_path + ": " + cert.status.message());
+    if (!key.ok()) return kedge::invalid_argument(ca_key_path + ": " + key.status.message());
+    ca_ = std::move(cert.value);
+    ca_key_ = std::move(key.value);
+    ca_pem_ = ca.value;
+    ca_der_ = pki::cert_der(ca_.get());
+    jwt_secret_ = pki::key_sec1_der(ca_key_.get());
+
+    // The server certificate is issued anew at each start, for the current SANs.
+    pki::Key sk = pki::generate_key();
+    pki::SignOptions o;
+    o.usages = pki::kServerAuth;
+    o.days = 36500;
+    o.ips = cfg_.get_strings("advertise_addresses");
+    o.dns_names = cfg_.get_strings("dns_names");
+    auto sc = pki::issue(ca_.get(), ca_key_.get(), sk.get(), {"KubeEdge", "KubeEdge"}, o);
+    if (!sc.ok()) return sc.status;
+    server_cert_pem_ = pki::cert_pem(sc.value.get());
+    server_key_pem_ = pki::key_pem(sk.get());
+
+    // The current join token, for operators (also: kedge token create).
+    return pki::write_file((dir_ / "token").string(), make_token() + "\n", true);
+  }
+
+  std::string make_token() const {
+    int64_t exp = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count() +
+                  cfg_.get_int("token_ttl_s");
+    return pki::sha256_hex(ca_der_) + "." + pki::jwt_hs256(jwt_secret_, exp);
+  }
+
+  // ---- bootstrap HTTPS ----
+  net::HttpResponse bootstrap(const net::HttpRequest& r) {
+    auto text = [](int status, std::string body) {
+      return net::HttpResponse{status, "text/plain", std::move(body) + "\n"};
+    };
+    if (r.target == "/ca.crt" && r.method == "GET")
+      return {200, "application/octet-stream", ca_der_};
+    if (r.target != "/edge.crt") return text(404, "no such path: " + r.target);
+    if (r.method != "GET" && r.method != "POST") return text(405, "use GET");
+    auto nn = r.headers.find("nodename");
+    if (nn == r.headers.end() || nn->second.empty()) return text(400, "missing NodeName header");
+    const std::string& node = nn->second;
+    bool rotation = !r.peer_cert_cn.empty();
+    if (rotation) {
+      if (r.peer_cert_cn != "system:node:" + node && !cfg_.get_bool("allow_legacy_cert_cn"))
+        return text(403, "client certificate is for '" + r.peer_cert_cn + "', not node " + node);
+    } else {
+      auto auth = r.headers.find("authorization");
+      if (auth == r.headers.end() || auth->second.rfind("Bearer ", 0) != 0)
+        return text(401, "missing bearer token (Authorization: Bearer <jwt>)");
+      Status s =
+          pki::jwt_verify(jwt_secret_, auth->second.substr(7), std::chrono::system_clock::now());
+      if (!s) return text(401, "token refused: " + s.message());
+    }
+    auto csr = pki::csr_from_der(r.body);
+    if (!csr.ok())
+      return text(400, "body is not a DER certificate request: " + csr.status.message());
+    std::string cn = pki::csr_common_name(csr.value.get());
+    if (cn != "system:node:" + node && !cfg_.get_bool("allow_legacy_cert_cn"))
+      return text(403, "CSR is for '" + cn + "', expected 'system:node:" + node + "'");
+    pki::SignOptions o;
+    o.days = static_cast<int>(cfg_.get_int("edge_cert_days"));
+    o.usages = pki::kClientAuth;
+    auto cert = pki::sign_csr(ca_.get(), ca_key_.get(), csr.value.get(), o);
+    if (!cert.ok()) return text(400, "cannot sign the CSR: " + cert.status.message());
+    log_->info("issued a certificate for node {} ({})", node, rotation ? "rotation" : "join token");
+    return {200, "application/octet-stream", pki::cert_der(cert.value.get())};
+  }
+
+  // ---- sessions ----
+  net::Admission admit(const net::PeerInfo& p) {
+    auto it = p.headers.find("node_id");
+    if (it == p.headers.end() || it->second.empty())
+      return net::Admission::refuse(400, "missing node_id header");
+    if (p.cert_cn != "system:node:" + it->second && !cfg_.get_bool("allow_legacy_cert_cn")) {
+      log_->warn("refused {} from {}: certificate is for '{}'", it->second, p.remote, p.cert_cn);
+      return net::Admission::refuse(403, "node_id '" + it->second +
+                                             "' does not match the client certificate ('" +
+                                             p.cert_cn + "')");
+    }
+    return net::Admission::accept();
+  }
+
+  struct InFlight {
+    std::string key;
+    Clock::time_point sent_at;
+    std::chrono::milliseconds backoff;
+  };
+  struct Pending {
+    uint64_t seq;
+    std::string msg_id;
+    uint64_t rv;
+    bool is_delete;
+    std::string body;  // the wire JSON
+  };
+  struct NodeQueue {
+    std::map<std::string, Pending> by_key;
+    std::map<uint64_t, std::string> unsent;              // seq -> key
+    std::unordered_map<std::string, InFlight> inflight;  // msg_id -> ...
+  };
+  struct Session {
+    net::WsPtr conn;
+    std::deque<std::string> recent_order;  // upstream msg_ids seen, for de-duplication
+    std::unordered_set<std::string> recent;
+  };
+
+  void on_connection(net::WsPtr c) {
+    std::string node = c->peer().headers.at("node_id");
+    auto it = sessions_.find(node);
+    if (it != sessions_.end() && it->second.conn) {
+      log_->info("node {} connected again from {}; closing its older connection", node,
+                 c->peer().remote);
+      auto old = it->second.conn;
+      it->second.conn = nullptr;
+      old->close({Code::kUnavailable, "replaced by a newer connection"});
+    }
+    Session& s = sessions_[node];
+    s.conn = c;
+    connected_->set(static_cast<int64_t>(sessions_.size()));
+    std::weak_ptr<net::WsConnection> weak = c;
+    c->start([this, node, weak](std::string&& text) { on_text(node, weak, std::move(text)); },
+             [this, node, weak](const Status& why) { on_closed(node, weak, why); });
+    log_->info("node {} connected from {}", node, c->peer().remote);
+    notify_controllers(node, "connected");
+    // Everything not ACKed goes again, in order.
+    NodeQueue& q = queues_[node];
+    for (auto& [id, f] : q.inflight) q.unsent[q.by_key.at(f.key).seq] = f.key;
+    q.inflight.clear();
+    pump(node);
+  }
+
+  void on_closed(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
+                 const Status& why) {
+    auto it = sessions_.find(node);
+    if (it == sessions_.end() || it->second.conn != weak.lock()) return;  // an older connection
+    sessions_.erase(it);
+    connected_->set(static_cast<int64_t>(sessions_.size()));
+    log_->info("node {} disconnected: {}", node, why.message());
+    NodeQueue& q = queues_[node];
+    for (auto& [id, f] : q.inflight) q.unsent[q.by_key.at(f.key).seq] = f.key;
+    q.inflight.clear();
+    if (!stopped_) notify_controllers(node, "disconnected");
+  }
+
+  void notify_controllers(const std::string& node, const char* event) {
+    boost::json::object content{
+        {"event_type", event}, {"timestamp", kedge::now_ms() / 1000}, {"client_id", node}};
+    auto m =
+        kedge::share(kedge::make_message(ctx_->name(), "resource", event, "node/" + node, content));
+    std::set<std::string> modules;
+    for (auto& [g, mod] : routes_) modules.insert(mod);
+    for (auto& mod : modules) (void)ctx_->send(mod, m);  // absent controllers are fine
+  }
+
+  // ---- upstream ----
+  void on_text(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
+               std::string&& text) {
+    auto conn = weak.lock();
+    if (!conn) return;
+    auto d = kedge::json::decode(text);
+    if (!d.status) {
+      bad_frames_->inc();
+      log_->warn("node {}: frame is not a message ({}); ignored", node, d.status.message());
+      return;
+    }
+    Message& m = d.message;
+    upstream_->inc();
+    if (m.route.operation == kedge::op::kKeepalive) return;
+    if (m.is_response() && on_ack(node, m)) return;
+    Session& s = sessions_[node];
+    if (!m.is_response()) {
+      if (s.recent.count(m.header.id)) {
+        duplicates_->inc();
+        ack_upstream(conn, m);  // its ACK was lost: ACK again
+        return;
+      }
+    }
+    m.route.resource = kedge::channel::prefix_for_cloud(node, m.route.resource);
+    auto shared = kedge::share(std::move(m));
+    if (shared->is_response()) {  // an answer to a controller's request
+      if (Status st = ctx_->respond(shared); !st)
+        log_->debug("node {}: response {} not delivered: {}", node, shared->header.id,
+                    st.message());
+      return;
+    }
+    auto route = routes_.find(shared->route.group);
+    if (route == routes_.end()) {
+      log_->warn("node {}: no controller for group '{}' (op {} on {}); acknowledged and dropped",
+                 node, shared->route.group, shared->route.operation, shared->route.resource);
+      remember(s, shared->header.id);
+      ack_upstream(conn, *shared);
+      return;
+    }
+    Status st = ctx_->send(route->second, shared);
+    if (st.code() == Code::kFull) {
+      // Not ACKed: the edge keeps it in its outbox and sends it again.
+      log_->warn("node {}: {} is busy ({}); message {} will come again", node, route->second,
+                 st.message(), shared->header.id);
+      return;
+    }
+    if (!st)
+      log_->warn("node {}: message {} for {} not delivered: {}", node, shared->header.id,
+                 route->second, st.message());
+    remember(s, shared->header.id);
+    ack_upstream(conn, *shared);
+  }
+
+  void remember(Session& s, const std::string& id) {
+    s.recent.insert(id);
+    s.recent_order.push_back(id);
+    if (s.recent_order.size() > 4096) {
+      s.recent.erase(s.recent_order.front());
+      s.recent_order.pop_front();
+    }
+  }
+
+  void ack_upstream(const net::WsPtr& conn, const Message& m) {
+    if (!cfg_.get_bool("ack_upstream")) return;
+    Message ack = kedge::new_response(m, boost::json::string("OK"));
+    ack.route.resource = kedge::channel::trim_for_edge(m.route.resource);
+    (void)conn->send(kedge::json::encode(ack) + "\n");
+  }
+
+  // An ACK from the edge for a downstream message: true if it was one.
+  bool on_ack(const std::string& node, const Message& m) {
+    NodeQueue& q = queues_[node];
+    auto it = q.inflight.find(m.header.parent_id);
+    if (it == q.inflight.end()) return false;
+    std::string key = it->second.key;
+    q.inflight.erase(it);
+    auto p = q.by_key.find(key);
+    if (p != q.by_key.end() && p->second.msg_id == m.header.parent_id) {
+      auto del = db_->prepare("DELETE FROM downstream WHERE node = ? AND key = ? AND msg_id = ?");
+      if (del.status) {
+        del.stmt.bind(1, node).bind(2, key).bind(3, m.header.parent_id);
+        if (Status s = del.stmt.run(); !s) log_->error("{}", s.message());
+      }
+      q.by_key.erase(p);
+    }
+    acked_->inc();
+    update_pending_gauge();
+    pump(node);
+    return true;
+  }
+
+  // ---- downstream ----
+  Status load_pending() {
+    auto sel = db_->prepare(
+        "SELECT node, key, seq, msg_id, rv, is_delete, body FROM downstream ORDER BY seq");
+    if (!sel.status) return sel.status;
+    for (;;) {
+      auto r = sel.stmt.step();
+      if (!r.status) return r.status;
+      if (!r.row) break;
+      NodeQueue& q = queues_[sel.stmt.text(0)];
+      std::string key = sel.stmt.text(1);
+      uint64_t seq = static_cast<uint64_t>(sel.stmt.int64(2));
+      q.by_key[key] = {seq, sel.stmt.text(3), kedge::channel::parse_rv(sel.stmt.text(4)),
+                       sel.stmt.int64(5) != 0, sel.stmt.text(6)};
+      q.unsent[seq] = key;
+      next_seq_ = std::max(next_seq_, seq + 1);
+    }
+    return {};
+  }
+
+  void enqueue(const std::string& node, const Message& m) {
+    NodeQueue& q = queues_[node];
+    std::string key = kedge::channel::object_key(m);
+    uint64_t rv = kedge::channel::parse_rv(m.header.resource_version);
+    bool is_delete = m.route.operation == kedge::op::kDelete;
+    auto old = q.by_key.find(key);
+    if (old != q.by_key.end()) {
+      const Pending& o = old->second;
+      if (!is_delete && (o.is_delete || (rv != 0 && rv <= o.rv))) {
+        stale_->inc();
+        log_->debug("node {}: {} {} is not newer than the queued version; dropped as stale", node,
+                    m.route.operation, m.route.resource);
+        return;
+      }
+      replaced_->inc();
+      q.unsent.erase(o.seq);
+      q.inflight.erase(o.msg_id);  // its ACK, if it comes, no longer counts
+    } else if (q.by_key.size() >= static_cast<size_t>(cfg_.get_int("max_pending_per_node"))) {
+      overflow_->inc();
+      log_->error("node {}: {} messages pending; {} {} refused (the node needs a full resync)",
+                  node, q.by_key.size(), m.route.operation, m.route.resource);
+      return;
+    }
+    Pending p{next_seq_++, m.header.id, rv, is_delete, kedge::json::encode(m) + "\n"};
+    auto up = db_->prepare(
+        "INSERT INTO downstream(node, key, seq, msg_id, rv, is_delete, body) VALUES(?,?,?,?,?,?,?) "
+        "ON CONFLICT(node, key) DO UPDATE SET seq = excluded.seq, msg_id = excluded.msg_id, "
+        "rv = excluded.rv, is_delete = excluded.is_delete, body = excluded.body");
+    if (up.status) {
+      up.stmt.bind(1, node).bind(2, key).bind(3, static_cast<int64_t>(p.seq)).bind(4, p.msg_id);
+      up.stmt.bind(5, m.header.resource_version).bind(6, int64_t{is_delete}).bind(7, p.body);
+    }
+    Status s = up.status ? up.stmt.run() : up.status;
+    if (!s) {
+      log_->error("node {}: cannot persist {} {}: {}", node, m.route.operation, m.route.resource,
+                  s.message());
+      return;
+    }
+    q.unsent[p.seq] = key;
+    q.by_key[key] = std::move(p);
+    update_pending_gauge();
+    pump(node);
+  }
+
+  // Sends queued messages while the node's window has room.
+  void pump(const std::string& node) {
+    auto s = sessions_.find(node);
+    if (s == sessions_.end() || !s->second.conn) return;
+    NodeQueue& q = queues_[node];
+    size_t window = static_cast<size_t>(cfg_.get_int("send_window"));
+    while (q.inflight.size() < window && !q.unsent.empty()) {
+      auto first = q.unsent.begin();
+      const Pending& p = q.by_key.at(first->second);
+      if (Status st = s->second.conn->send(p.body); !st) return;  // closed or backed up
+      q.inflight[p.msg_id] = {first->second, Clock::now(), ack_timeout()};
+      q.unsent.erase(first);
+    }
+  }
+
+  void send_now(const std::string& node, const Message& m) {
+    auto s = sessions_.find(node);
+    if (s == sessions_.end() || !s->second.conn) {
+      log_->debug("node {} is not connected; response {} not sent", node, m.header.id);
+      return;
+    }
+    (void)s->second.conn->send(kedge::json::encode(m) + "\n");
+  }
+
+  std::chrono::milliseconds ack_timeout() const {
+    return std::chrono::milliseconds(cfg_.get_int("ack_timeout_ms"));
+  }
+
+  void schedule_resend() {
+    timer_->expires_after(std::min(ack_timeout(), std::chrono::milliseconds(1000)));
+    timer_->async_wait([this](boost::system::error_code ec) {
+      if (ec || stopped_) return;
+      resend_overdue();
+      schedule_resend();
+    });
+  }
+
+  void resend_overdue() {
+    auto now = Clock::now();
+    for (auto& [node, s] : sessions_) {
+      if (!s.conn) continue;
+      NodeQueue& q = queues_[node];
+      for (auto& [id, f] : q.inflight) {
+        if (now - f.sent_at < f.backoff) continue;
+        const Pending& p = q.by_key.at(f.key);
+        if (!s.conn->send(p.body)) break;
+        resent_->inc();
+        f.sent_at = now;
+        f.backoff = std::min(f.backoff * 2, std::chrono::milliseconds(60000));
+      }
+    }
+  }
+
+  size_t pending_count() const {
+    size_t n = 0;
+    for (auto& [_, q] : queues_) n += q.by_key.size();
+    return n;
+  }
+  void update_pending_gauge() { pending_gauge_->set(static_cast<int64_t>(pending_count())); }
+
+  kedge::Context* ctx_ = nullptr;
+  std::shared_ptr<spdlog::logger> log_;
+  kedge::Config cfg_;
+  fs::path dir_;
+  pki::Cert ca_;
+  pki::Key ca_key_;
+  std::string ca_pem_, ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
+  std::unique_ptr<kedge::sqlite::Db> db_;
+  std::map<std::string, std::string> routes_;  // wire group -> controller module
+  std::shared_ptr<net::WsServer> ws_;
+  std::shared_ptr<net::HttpsServer> https_;
+  std::optional<boost::asio::steady_timer> timer_;
+  std::map<std::string, Session> sessions_;
+  std::map<std::string, NodeQueue> queues_;
+  uint64_t next_seq_ = 1;
+  bool stopped_ = true;
+  kedge::Gauge *connected_ = nullptr, *pending_gauge_ = nullptr;
+  kedge::Counter *acked_ = nullptr, *resent_ = nullptr, *replaced_ = nullptr, *stale_ = nullptr,
+                 *upstream_ = nullptr, *duplicates_ = nullptr, *bad_frames_ = nullptr,
+                 *overflow_ = nullptr;
+};
+
+constexpr kedge::ConfigKey kConfig[] = {
+    {"address", kedge::ConfigType::kString, "\"0.0.0.0\"", "Address both servers listen on.",
+     false},
+    {"port", kedge::ConfigType::kInteger, "10000", "WebSocket (wss) channel port.", false},
+    {"https_port", kedge::ConfigType::kInteger, "10002",
+     "Bootstrap HTTPS port (/ca.crt, /edge.crt).", false},
+    {"advertise_addresses", kedge::ConfigType::kStringList, "[\"127.0.0.1\"]",
+     "IP addresses edges dial; they go into the server certificate.", false},
+    {"dns_names", kedge::ConfigType::kStringList, "[\"localhost\"]",
+     "DNS names edges dial; they go into the server certificate.", false},
+    {"keepalive_interval_s", kedge::ConfigType::kInteger, "15",
+     "Edges' heartbeat interval; a node silent for 3 intervals is disconnected.", false},
+    {"max_frame_bytes", kedge::ConfigType::kInteger, "8388608",
+     "Largest frame accepted; a larger one closes the connection.", false},
+    {"node_limit", kedge::ConfigType::kInteger, "1000", "Connections this instance accepts.",
+     false},
+    {"max_handshakes", kedge::ConfigType::kInteger, "64",
+     "TLS handshakes run at once; more connecting nodes wait their turn.", false},
+    {"token_ttl_s", kedge::ConfigType::kInteger, "86400", "Lifetime of a join token.", false},
+    {"edge_cert_days", kedge::ConfigType::kInteger, "365", "Validity of edge certificates.", false},
+    {"allow_legacy_cert_cn", kedge::ConfigType::kBool, "false",
+     "Accept certificates whose CN is not system:node:<node> (KubeEdge 1.12-1.16 edges).", false},
+    {"ack_timeout_ms", kedge::ConfigType::kInteger, "5000",
+     "Resend a downstream message not ACKed within this time (then with back-off).", false},
+    {"send_window", kedge::ConfigType::kInteger, "128",
+     "Downstream messages in flight per node before waiting for ACKs.", false},
+    {"max_pending_per_node", kedge::ConfigType::kInteger, "100000",
+     "Queued downstream messages per node before new ones are refused.", false},
+    {"ack_upstream", kedge::ConfigType::kBool, "true",
+     "ACK each upstream message (kedge edges keep an outbox until then).", false},
+    {"routes", kedge::ConfigType::kTable,
+     "{ resource = \"edgecontroller\", twin = \"devicecontroller\", user = \"router\" }",
+     "Controller module for each wire group of upstream messages.", false},
+};
+
+}  // namespace
+
+KEDGE_PLUGIN(CloudHub, {.name = "cloudhub",
+                        .version = "0.1.0",
+                        .description = "Cloud end of the cloud-edge channel: CA, bootstrap, "
+                                       "mTLS WebSocket, reliable per-node queues.",
+                        .config = kConfig})

@@ -1,0 +1,555 @@
+// edgehub: the edge end of the cloud-edge channel.
+//
+// * Joins with a token: fetches the cloud CA, checks it against the token's
+//   hash, sends a CSR (CN system:node:<node>) and keeps key and certificate in
+//   its data dir.
+// * Keeps one mutual-TLS WebSocket to cloudhub: heartbeat, dead-link detection
+//   within 3 intervals, reconnect with exponential back-off and jitter, and
+//   tells local groups when the link goes up or down.
+// * Downstream: maps wire groups to local groups, suppresses duplicates by
+//   resourceVersion, and forwards the local ACKs (responses) to the cloud.
+// * Upstream: every message from a local plugin goes through an outbox in
+//   SQLite; it leaves the outbox when the cloud ACKs it (or answers it, for
+//   requests marked sync), so nothing reported while offline is lost.
+#include <spdlog/logger.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "channel.h"
+#include "kedge/json_codec.h"
+#include "kedge/net.h"
+#include "kedge/pki.h"
+#include "kedge/plugin.h"
+#include "kedge/sqlite.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace net = kedge::net;
+namespace pki = kedge::pki;
+using kedge::Code;
+using kedge::Message;
+using kedge::MessagePtr;
+using kedge::Status;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+const std::vector<std::string> kSchema = {
+    "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL UNIQUE,"
+    "  sync INTEGER NOT NULL, body TEXT NOT NULL);"
+    "CREATE TABLE applied (key TEXT PRIMARY KEY, rv TEXT NOT NULL);",
+};
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+bool parse_host_port(const std::string& s, HostPort& out) {
+  std::string v = s;
+  for (const char* scheme : {"wss://", "https://"})
+    if (v.rfind(scheme, 0) == 0) v = v.substr(std::strlen(scheme));
+  if (auto slash = v.find('/'); slash != std::string::npos) v = v.substr(0, slash);
+  auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  int port = std::atoi(v.c_str() + colon + 1);
+  if (port <= 0 || port > 65535) return false;
+  out = {v.substr(0, colon), static_cast<uint16_t>(port)};
+  return true;
+}
+
+class EdgeHub final : public kedge::Plugin {
+ public:
+  kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
+    ctx_ = &ctx;
+    log_ = ctx.logger();
+    cfg_ = cfg;
+    node_ = ctx.node_name();
+    if (!parse_host_port(cfg.get_string("server"), server_))
+      return kedge::invalid_argument("server: expected host:port, got '" +
+                                     cfg.get_string("server") + "'");
+    if (!parse_host_port(cfg.get_string("http_server"), http_server_))
+      return kedge::invalid_argument("http_server: expected host:port, got '" +
+                                     cfg.get_string("http_server") + "'");
+    dir_ = ctx.data_dir() / "edgehub";
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
+    auto db = kedge::sqlite::Db::open((dir_ / "edgehub.db").string());
+    if (!db.status) return db.status;
+    db_ = std::move(db.db);
+    if (Status s = db_->migrate("edgehub", kSchema); !s) return s;
+    heartbeat_ = std::chrono::seconds(cfg.get_int("heartbeat_s"));
+    qps_ = static_cast<double>(cfg.get_int("message_qps"));
+    burst_ = static_cast<double>(cfg.get_int("message_burst"));
+    tokens_ = burst_;
+    auto& m = ctx.metrics();
+    connected_ = &m.gauge("kedge_edgehub_connected", "1 while the cloud link is up");
+    outbox_gauge_ =
+        &m.gauge("kedge_edgehub_outbox", "Upstream messages not yet ACKed by the cloud");
+    downstream_ = &m.counter("kedge_edgehub_downstream_total", "Messages received from the cloud");
+    duplicates_ = &m.counter("kedge_edgehub_duplicates_total",
+                             "Cloud messages already applied (ACKed again, not delivered)");
+    upstream_ = &m.counter("kedge_edgehub_upstream_total", "Messages sent to the cloud");
+    connects_ = &m.counter("kedge_edgehub_connects_total", "Successful connections to the cloud");
+    failures_ =
+        &m.counter("kedge_edgehub_connect_failures_total", "Failed attempts to join or connect");
+    return load_outbox();
+  }
+
+  kedge::Status start() override {
+    stopped_ = false;
+    auto ex = ctx_->executor();
+    reconnect_timer_.emplace(ex);
+    heartbeat_timer_.emplace(ex);
+    pump_timer_.emplace(ex);
+    last_refill_ = Clock::now();
+    boost::asio::post(ex, [this] { connect(); });
+    return {};
+  }
+
+  kedge::Status stop() override {
+    stopped_ = true;
+    for (auto* t : {&*reconnect_timer_, &*heartbeat_timer_, &*pump_timer_}) t->cancel();
+    if (conn_) conn_->close({Code::kUnavailable, "edgehub is stopping"});
+    conn_ = nullptr;
+    connected_->set(0);
+    return {};
+  }
+
+  // A message from a local plugin, for the cloud.
+  void on_message(const MessagePtr& msg) override {
+    if (msg->is_response()) {
+      forward_response(*msg);
+      return;
+    }
+    Message out = *msg;
+    std::string body = kedge::json::encode(out) + "\n";
+    auto ins = db_->prepare("INSERT OR IGNORE INTO outbox(msg_id, sync, body) VALUES(?, ?, ?)");
+    Status s = ins.status;
+    if (s) {
+      ins.stmt.bind(1, out.header.id).bind(2, int64_t{out.header.sync}).bind(3, body);
+      s = ins.stmt.run();
+    }
+    if (!s) {
+      log_->error("cannot keep {} {} in the outbox: {}", out.route.operation, out.route.resource,
+                  s.message());
+      return;
+    }
+    outbox_[static_cast<uint64_t>(db_->last_insert_rowid())] = {
+        out.header.id, out.header.sync, std::move(body), {}, {}};
+    outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
+    pump();
+  }
+
+ private:
+  // ---- joining ----
+  bool have_certificate() const {
+    return fs::exists(dir_ / "edge.crt") && fs::exists(dir_ / "edge.key") &&
+           fs::exists(dir_ / "ca.crt");
+  }
+
+  void join(std::function<void(Status)> done) {
+    std::string token = cfg_.get_string("token");
+    if (token.empty()) {
+      if (auto f = pki::read_file(cfg_.get_string("token_file")); f.ok()) token = f.value;
+    }
+    while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+    if (token.empty())
+      return done(kedge::invalid_argument("no certificate in " + dir_.string() +
+                                          " and no join token (set token or token_file)"));
+    auto t = pki::parse_join_token(token);
+    if (!t.ok()) return done(kedge::invalid_argument("join token: " + t.status.message()));
+    auto insecure = net::client_context({}, false);
+    auto timeout = std::chrono::seconds(cfg_.get_int("connect_timeout_s"));
+    net::https_request(
+        ctx_->executor(), insecure.ctx, http_server_.host, http_server_.port,
+        {"GET", "/ca.crt", {}, "", ""}, timeout, 1 << 20,
+        [this, t = t.value, done, timeout](net::HttpResult r) {
+          if (!r.status) return done({r.status.code(), "fetching the CA: " + r.status.message()});
+          if (r.http_status != 200)
+            return done(
+                {Code::kUnavailable, "fetching the CA: HTTP " + std::to_string(r.http_status)});
+          std::string hash = pki::sha256_hex(r.body);
+          if (hash != t.ca_hash)
+            return done({Code::kFailedPrecondition, "the cloud's CA (sha256 " + hash +
+                                                        ") is not the one in the join token (" +
+                                                        t.ca_hash + ")"});
+          auto ca = pki::cert_from_der(r.body);
+          if (!ca.ok()) return done(ca.status);
+          ca_pem_ = pki::cert_pem(ca.value.get());
+          auto key = std::make_shared<pki::Key>(pki::generate_key());
+          auto csr = pki::make_csr(key->get(), {"system:node:" + node_, "system:nodes"});
+          if (!csr.ok()) return done(csr.status);
+          auto verified = net::client_context({ca_pem_, "", ""}, true);
+          net::https_request(
+              ctx_->executor(), verified.ctx, http_server_.host, http_server_.port,
+              {"GET",
+               "/edge.crt",
+               {{"Authorization", "Bearer " + t.jwt}, {"NodeName", node_}},
+               pki::csr_der(csr.value.get()),
+               ""},
+              timeout, 1 << 20, [this, key, done](net::HttpResult r2) {
+                if (!r2.status)
+                  return done(
+                      {r2.status.code(), "requesting a certificate: " + r2.status.message()});
+                if (r2.http_status != 200)
+                  return done({Code::kFailedPrecondition,
+                               "the cloud refused the certificate request (HTTP " +
+                                   std::to_string(r2.http_status) + "): " + r2.body});
+                auto cert = pki::cert_from_der(r2.body);
+                if (!cert.ok()) return done(cert.status);
+                for (auto [file, data, secret] :
+                     {std::tuple{"ca.crt", ca_pem_, false},
+                      std::tuple{"edge.key", pki::key_pem(key->get()), true},
+                      std::tuple{"edge.crt", pki::cert_pem(cert.value.get()), false}})
+                  if (Status s = pki::write_file((dir_ / file).string(), data, secret); !s)
+                    return done(s);
+                log_->info("joined: certificate for system:node:{} stored in {}", node_,
+                           dir_.string());
+                done({});
+              });
+        });
+  }
+
+  // ---- the link ----
+  void connect() {
+    if (stopped_) return;
+    if (!have_certificate()) {
+      join([this](Status s) {
+        if (stopped_) return;
+        if (!s) return connect_failed("cannot join: " + s.message());
+        connect();
+      });
+      return;
+    }
+    auto ca = pki::read_file((dir_ / "ca.crt").string());
+    auto cert = pki::read_file((dir_ / "edge.crt").string());
+    auto key = pki::read_file((dir_ / "edge.key").string());
+    if (!ca.ok() || !cert.ok() || !key.ok()) return connect_failed("cannot read the certificates");
+    auto tls = net::client_context({ca.value, cert.value, key.value}, true);
+    if (!tls.status) return connect_failed(tls.status.message());
+    net::WsClientOptions o;
+    o.connect_timeout = std::chrono::seconds(cfg_.get_int("connect_timeout_s"));
+    o.ws.idle_timeout = 3 * heartbeat_;
+    o.ws.max_frame = static_cast<size_t>(cfg_.get_int("max_frame_bytes"));
+    std::string project = cfg_.get_string("project_id");
+    net::ws_connect(ctx_->executor(), tls.ctx, server_.host, server_.port,
+                    "/" + project + "/" + node_ + "/events",
+                    {{"node_id", node_}, {"project_id", project}, {"ConnectionUse", "msg"}}, o,
+                    [this](Status s, net::WsPtr c) {
+                      if (stopped_) {
+                        if (c) c->close({Code::kUnavailable, "stopping"});
+                        return;
+                      }
+                      if (!s) return connect_failed(s.message());
+                      on_connected(std::move(c));
+                    });
+  }
+
+  void connect_failed(const std::string& why) {
+    failures_->inc();
+    auto delay = next_backoff();
+    log_->warn("cloud unreachable: {}; retrying in {} ms", why, delay.count());
+    reconnect_timer_->expires_after(delay);
+    reconnect_timer_->async_wait([this](boost::system::error_code ec) {
+      if (!ec) connect();
+    });
+  }
+
+  // Exponential back-off with full jitter in [base/2, base].
+  std::chrono::milliseconds next_backoff() {
+    auto lo = cfg_.get_int("reconnect_min_ms"), hi = cfg_.get_int("reconnect_max_ms");
+    int64_t base = std::min(hi, lo << std::min<int64_t>(attempt_++, 20));
+    std::uniform_int_distribution<int64_t> d(base / 2, base);
+    return std::chrono::milliseconds(d(rng_));
+  }
+
+  void on_connected(net::WsPtr c) {
+    conn_ = c;
+    attempt_ = 0;
+    connects_->inc();
+    connected_->set(1);
+    std::weak_ptr<net::WsConnection> weak = c;
+    c->start(
+        [this, weak](std::string&& t) {
+          if (weak.lock() == conn_) on_text(std::move(t));
+        },
+        [this, weak](const Status& why) {
+          if (weak.lock() == conn_ || !conn_) on_disconnected(why);
+        });
+    log_->info("connected to the cloud at {}:{}", server_.host, server_.port);
+    notify_link("cloud_connected");
+    for (auto& [seq, e] : outbox_) e.sent_at = {};  // all unACKed go again
+    schedule_heartbeat();
+    pump();
+  }
+
+  void on_disconnected(const Status& why) {
+    if (!conn_) return;
+    conn_ = nullptr;
+    connected_->set(0);
+    heartbeat_timer_->cancel();
+    if (stopped_) return;
+    log_->warn("cloud link lost: {}", why.message());
+    notify_link("cloud_disconnected");
+    connect_failed("link lost");
+  }
+
+  void notify_link(const char* state) {
+    for (const char* group : {"meta", "twin", "bus"}) {
+      auto m = kedge::make_message(ctx_->name(), group, std::string(kedge::op::kConnect),
+                                   "node/connection", boost::json::string(state));
+      (void)ctx_->send_to_group(group, kedge::share(std::move(m)));  // absent groups are fine
+    }
+  }
+
+  void schedule_heartbeat() {
+    heartbeat_timer_->expires_after(heartbeat_);
+    heartbeat_timer_->async_wait([this](boost::system::error_code ec) {
+      if (ec || !conn_) return;
+      auto ka = kedge::make_message("websocket", "resource", std::string(kedge::op::kKeepalive),
+                                    "node", boost::json::string("ping"));
+      (void)conn_->send(kedge::json::encode(ka) + "\n");
+      schedule_heartbeat();
+    });
+  }
+
+  // ---- downstream ----
+  void on_text(std::string&& text) {
+    auto d = kedge::json::decode(text);
+    if (!d.status) {
+      log_->warn("frame from the cloud is not a message ({}); ignored", d.status.message());
+      return;
+    }
+    downstream_->inc();
+    Message& m = d.message;
+    if (m.is_response()) {
+      on_cloud_response(std::move(m));
+      return;
+    }
+    std::string key = kedge::channel::object_key(m);
+    uint64_t rv = kedge::channel::parse_rv(m.header.resource_version);
+    if (rv != 0 && m.route.operation != kedge::op::kDelete) {
+      auto a = applied_rv(key);
+      if (a >= rv) {
+        duplicates_->inc();
+        ack_cloud(m);
+        return;
+      }
+    }
+    std::string group = kedge::channel::local_group(m.route.group);
+    if (m.route.group == "user" && m.route.source == "router_eventbus") group = "eventbus";
+    if (group.empty()) {
+      log_->warn("message {} has unknown group '{}'; acknowledged and dropped", m.header.id,
+                 m.route.group);
+      ack_cloud(m);
+      return;
+    }
+    awaiting_ack_[m.header.id] = {key, m.header.resource_version};
+    auto shared = kedge::share(std::move(m));
+    Status s = group == "eventbus" ? ctx_->send(group, shared) : ctx_->send_to_group(group, shared);
+    if (s.code() == Code::kNotFound) {
+      // Nobody on this agent takes this group: nothing to persist; do not
+      // make the cloud resend it forever.
+      log_->debug("no local module for group {}; {} acknowledged", group, shared->header.id);
+      awaiting_ack_.erase(shared->header.id);
+      ack_cloud(*shared);
+    } else if (!s) {
+      awaiting_ack_.erase(shared->header.id);  // not ACKed: the cloud sends it again
+      log_->warn("{} not delivered to {}: {}", shared->header.id, group, s.message());
+    }
+  }
+
+  void on_cloud_response(Message&& m) {
+    // Our outbox entry: an ACK, or (for sync requests) the answer itself.
+    for (auto it = outbox_.begin(); it != outbox_.end(); ++it) {
+      if (it->second.msg_id != m.header.parent_id) continue;
+      bool sync = it->second.sync;
+      remove_from_outbox(it);
+      if (!sync) return;  // a plain ACK
+      break;
+    }
+    Status s = ctx_->respond(kedge::share(std::move(m)));
+    if (!s) log_->debug("cloud response not delivered: {}", s.message());
+  }
+
+  // A local plugin's response: an ACK of a cloud message (after it persisted
+  // it) or an answer to a cloud request. Either goes up at once.
+  void forward_response(const Message& m) {
+    auto it = awaiting_ack_.find(m.header.parent_id);
+    if (it != awaiting_ack_.end()) {
+      if (!it->second.rv.empty()) set_applied(it->second.key, it->second.rv);
+      awaiting_ack_.erase(it);
+    }
+    if (conn_) (void)conn_->send(kedge::json::encode(m) + "\n");
+  }
+
+  void ack_cloud(const Message& m) {
+    if (conn_)
+      (void)conn_->send(kedge::json::encode(kedge::new_response(m, boost::json::string("OK"))) +
+                        "\n");
+  }
+
+  uint64_t applied_rv(const std::string& key) {
+    auto sel = db_->prepare("SELECT rv FROM applied WHERE key = ?");
+    if (!sel.status) return 0;
+    sel.stmt.bind(1, key);
+    return sel.stmt.step().row ? kedge::channel::parse_rv(sel.stmt.text(0)) : 0;
+  }
+
+  void set_applied(const std::string& key, const std::string& rv) {
+    auto up = db_->prepare(
+        "INSERT INTO applied(key, rv) VALUES(?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET rv = excluded.rv");
+    if (!up.status) return;
+    up.stmt.bind(1, key).bind(2, rv);
+    if (Status s = up.stmt.run(); !s) log_->error("{}", s.message());
+  }
+
+  // ---- upstream ----
+  struct OutboxEntry {
+    std::string msg_id;
+    bool sync;
+    std::string body;
+    Clock::time_point sent_at;  // epoch: not sent on this link yet
+    std::chrono::milliseconds backoff;
+  };
+
+  Status load_outbox() {
+    auto sel = db_->prepare("SELECT seq, msg_id, sync, body FROM outbox ORDER BY seq");
+    if (!sel.status) return sel.status;
+    for (;;) {
+      auto r = sel.stmt.step();
+      if (!r.status) return r.status;
+      if (!r.row) break;
+      outbox_[static_cast<uint64_t>(sel.stmt.int64(0))] = {
+          sel.stmt.text(1), sel.stmt.int64(2) != 0, sel.stmt.text(3), {}, {}};
+    }
+    outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
+    if (!outbox_.empty()) log_->info("{} message(s) in the outbox from before", outbox_.size());
+    return {};
+  }
+
+  void remove_from_outbox(std::map<uint64_t, OutboxEntry>::iterator it) {
+    auto del = db_->prepare("DELETE FROM outbox WHERE seq = ?");
+    if (del.status) {
+      del.stmt.bind(1, static_cast<int64_t>(it->first));
+      if (Status s = del.stmt.run(); !s) log_->error("{}", s.message());
+    }
+    outbox_.erase(it);
+    outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
+  }
+
+  // Sends outbox entries that are due, within the QPS/burst budget.
+  void pump() {
+    if (!conn_ || stopped_) return;
+    auto now = Clock::now();
+    tokens_ = std::min(burst_,
+                       tokens_ + qps_ * std::chrono::duration<double>(now - last_refill_).count());
+    last_refill_ = now;
+    auto ack_timeout = std::chrono::milliseconds(cfg_.get_int("ack_timeout_ms"));
+    bool acks = cfg_.get_bool("expect_acks");
+    bool waiting = false;
+    for (auto it = outbox_.begin(); it != outbox_.end();) {
+      OutboxEntry& e = it->second;
+      bool due = e.sent_at == Clock::time_point{} || now - e.sent_at >= e.backoff;
+      if (!due) {
+        waiting = true;
+        ++it;
+        continue;
+      }
+      if (tokens_ < 1) {
+        waiting = true;
+        break;
+      }
+      if (!conn_->send(e.body)) break;
+      tokens_ -= 1;
+      upstream_->inc();
+      if (!acks && !e.sync) {  // written is all a stock cloud gives us
+        uint64_t seq = it->first;
+        remove_from_outbox(it);
+        it = outbox_.upper_bound(seq);
+        continue;
+      }
+      e.backoff = e.sent_at == Clock::time_point{}
+                      ? ack_timeout
+                      : std::min(e.backoff * 2, std::chrono::milliseconds(60000));
+      e.sent_at = now;
+      waiting = true;
+      ++it;
+    }
+    if (waiting) {
+      pump_timer_->expires_after(std::chrono::milliseconds(
+          std::max<int64_t>(10, static_cast<int64_t>(1000 / std::max(1.0, qps_)))));
+      pump_timer_->async_wait([this](boost::system::error_code ec) {
+        if (!ec) pump();
+      });
+    }
+  }
+
+  kedge::Context* ctx_ = nullptr;
+  std::shared_ptr<spdlog::logger> log_;
+  kedge::Config cfg_;
+  std::string node_;
+  HostPort server_, http_server_;
+  fs::path dir_;
+  std::string ca_pem_;
+  std::unique_ptr<kedge::sqlite::Db> db_;
+  net::WsPtr conn_;
+  std::optional<boost::asio::steady_timer> reconnect_timer_, heartbeat_timer_, pump_timer_;
+  std::chrono::seconds heartbeat_{15};
+  int64_t attempt_ = 0;
+  std::mt19937_64 rng_{std::random_device{}()};
+  bool stopped_ = true;
+  struct Awaiting {
+    std::string key, rv;
+  };
+  std::unordered_map<std::string, Awaiting> awaiting_ack_;  // cloud msg_id -> object
+  std::map<uint64_t, OutboxEntry> outbox_;                  // seq -> entry
+  double qps_ = 30, burst_ = 60, tokens_ = 60;
+  Clock::time_point last_refill_;
+  kedge::Gauge *connected_ = nullptr, *outbox_gauge_ = nullptr;
+  kedge::Counter *downstream_ = nullptr, *duplicates_ = nullptr, *upstream_ = nullptr,
+                 *connects_ = nullptr, *failures_ = nullptr;
+};
+
+constexpr kedge::ConfigKey kConfig[] = {
+    {"server", kedge::ConfigType::kString, "\"127.0.0.1:10000\"", "cloudhub's channel, host:port.",
+     false},
+    {"http_server", kedge::ConfigType::kString, "\"127.0.0.1:10002\"",
+     "cloudhub's bootstrap endpoint, host:port.", false},
+    {"project_id", kedge::ConfigType::kString, "\"e632aba927ea4ac2b575ec1603d56f10\"",
+     "Sent in the project_id header.", false},
+    {"token", kedge::ConfigType::kString, "\"\"",
+     "Join token (kedge token create), used once when there is no certificate yet.", false},
+    {"token_file", kedge::ConfigType::kString, "\"\"", "A file holding the join token.", false},
+    {"heartbeat_s", kedge::ConfigType::kInteger, "15",
+     "Keepalive interval; a cloud silent for 3 intervals is a dead link.", false},
+    {"message_qps", kedge::ConfigType::kInteger, "30", "Upstream messages per second.", false},
+    {"message_burst", kedge::ConfigType::kInteger, "60", "Upstream burst.", false},
+    {"connect_timeout_s", kedge::ConfigType::kInteger, "30", "Connect and handshake timeout.",
+     false},
+    {"reconnect_min_ms", kedge::ConfigType::kInteger, "1000", "First reconnect delay.", false},
+    {"reconnect_max_ms", kedge::ConfigType::kInteger, "30000", "Longest reconnect delay.", false},
+    {"ack_timeout_ms", kedge::ConfigType::kInteger, "5000",
+     "Resend an upstream message not ACKed within this time (then with back-off).", false},
+    {"expect_acks", kedge::ConfigType::kBool, "true",
+     "The cloud ACKs upstream messages (kedge's cloudhub does; a stock CloudCore does not).",
+     false},
+    {"max_frame_bytes", kedge::ConfigType::kInteger, "8388608", "Largest frame accepted.", false},
+};
+
+}  // namespace
+
+KEDGE_PLUGIN(EdgeHub, {.name = "edgehub",
+                       .version = "0.1.0",
+                       .group = "hub",
+                       .description = "Edge end of the cloud-edge channel: join, mTLS WebSocket, "
+                                      "outbox, de-duplication, link events.",
+                       .config = kConfig})

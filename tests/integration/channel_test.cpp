@@ -1,0 +1,254 @@
+// cloudhub and edgehub, each in a kernel of its own (two harnesses in one
+// process), over real mutual TLS on loopback.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "kedge/testing/harness.h"
+
+namespace kedge {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Capture;
+using testing::Harness;
+namespace fs = std::filesystem;
+
+uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+class Channel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("kedge-channel-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "cloud");
+    fs::create_directories(root_ / "edge");
+    port_ = free_port();
+    https_port_ = free_port();
+  }
+  void TearDown() override {
+    edge_.reset();
+    cloud_.reset();
+    fs::remove_all(root_);
+  }
+
+  void start_cloud() {
+    cloud_ = std::make_unique<Harness>(
+        "[agent]\nnode_name = \"cloud\"\nlog_level = \"warn\"\nplugin_dirs = [\"" KEDGE_PLUGIN_DIR
+        "\"]\n[[plugin]]\nname = \"cloudhub\"\n[plugin.config]\naddress = \"127.0.0.1\"\n"
+        "port = " +
+            std::to_string(port_) + "\nhttps_port = " + std::to_string(https_port_) +
+            "\nack_timeout_ms = 300\nkeepalive_interval_s = 2\n",
+        root_ / "cloud");
+    ASSERT_TRUE(cloud_->errors().empty()) << cloud_->errors()[0];
+    controller_ = &cloud_->capture("edgecontroller");
+    ASSERT_TRUE(cloud_->start());
+  }
+
+  void start_edge(const std::string& token_line = "") {
+    std::string token =
+        token_line.empty()
+            ? "token_file = \"" + (root_ / "cloud/data/cloudhub/token").string() + "\"\n"
+            : token_line;
+    edge_ = std::make_unique<Harness>(
+        "[agent]\nnode_name = \"edge-1\"\nlog_level = \"warn\"\nplugin_dirs = [\"" KEDGE_PLUGIN_DIR
+        "\"]\n[[plugin]]\nname = \"edgehub\"\n[plugin.config]\nserver = \"127.0.0.1:" +
+            std::to_string(port_) + "\"\nhttp_server = \"127.0.0.1:" + std::to_string(https_port_) +
+            "\"\n" + token +
+            "heartbeat_s = 1\nreconnect_min_ms = 50\nreconnect_max_ms = 400\n"
+            "ack_timeout_ms = 300\nmessage_qps = 1000\nmessage_burst = 1000\n",
+        root_ / "edge");
+    ASSERT_TRUE(edge_->errors().empty()) << edge_->errors()[0];
+    meta_ = &edge_->capture("metamanager", "meta");
+    ASSERT_TRUE(edge_->start());
+  }
+
+  bool edge_connected() {
+    return meta_->wait_for(
+               [](const Message& m) {
+                 return m.route.operation == "connect" &&
+                        m.content == boost::json::value("cloud_connected");
+               },
+               10s) != nullptr;
+  }
+
+  // A pod as edgecontroller sends it to cloudhub.
+  static Message pod(const std::string& op, const std::string& rv,
+                     const std::string& uid = "uid-1") {
+    boost::json::object body{
+        {"metadata",
+         boost::json::object{
+             {"name", "nginx"}, {"namespace", "default"}, {"uid", uid}, {"resourceVersion", rv}}}};
+    Message m =
+        make_message("edgecontroller", "resource", op, "node/edge-1/default/pod/nginx", body);
+    m.header.resource_version = rv;
+    return m;
+  }
+
+  // What metamanager does: persist (here: nothing), then ACK through edgehub.
+  void ack(const MessagePtr& m) { ASSERT_TRUE(edge_->send("edgehub", new_response(*m, "OK"))); }
+
+  static bool metric(Harness& h, const std::string& line) {
+    return Harness::eventually(
+        [&] { return h.metrics_text().find(line + "\n") != std::string::npos; }, 10s);
+  }
+
+  fs::path root_;
+  uint16_t port_ = 0, https_port_ = 0;
+  std::unique_ptr<Harness> cloud_, edge_;
+  Capture* controller_ = nullptr;
+  Capture* meta_ = nullptr;
+};
+
+TEST_F(Channel, JoinsWithATokenConnectsWithMutualTlsAndExchangesMessages) {
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  EXPECT_TRUE(fs::exists(root_ / "edge/data/edgehub/edge.crt"));
+  auto connected =
+      controller_->wait_for([](const Message& m) { return m.route.operation == "connected"; });
+  ASSERT_TRUE(connected);
+  EXPECT_EQ(connected->route.resource, "node/edge-1");
+  EXPECT_EQ(connected->content.at("client_id").as_string(), "edge-1");
+
+  // Cloud -> edge: trimmed resource, ACKed after "persisting".
+  ASSERT_TRUE(cloud_->send("cloudhub", pod("insert", "5")));
+  auto got = meta_->wait_for([](const Message& m) { return m.route.operation == "insert"; });
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->route.resource, "default/pod/nginx");
+  EXPECT_EQ(got->route.group, "resource");
+  EXPECT_EQ(got->header.resource_version, "5");
+  ack(got);
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_acked_total 1"));
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 0"));
+
+  // Edge -> cloud: prefixed with the node, ACKed, gone from the outbox.
+  Message patch = make_message("edged", "resource", "patch", "default/podpatch/nginx",
+                               boost::json::string(R"({"status":{"phase":"Running"}})"));
+  ASSERT_TRUE(edge_->send("edgehub", patch));
+  auto up = controller_->wait_for([](const Message& m) { return m.route.operation == "patch"; });
+  ASSERT_TRUE(up);
+  EXPECT_EQ(up->route.resource, "node/edge-1/default/podpatch/nginx");
+  EXPECT_EQ(up->header.id, patch.header.id);
+  EXPECT_TRUE(metric(*edge_, "kedge_edgehub_outbox 0"));
+}
+
+TEST_F(Channel, ARedeliveredVersionIsAckedButNotAppliedTwice) {
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  ASSERT_TRUE(cloud_->send("cloudhub", pod("update", "7")));
+  auto first = meta_->wait_for([](const Message& m) { return m.route.operation == "update"; });
+  ASSERT_TRUE(first);
+  ack(first);
+  ASSERT_TRUE(metric(*cloud_, "kedge_cloudhub_acked_total 1"));
+  ASSERT_TRUE(cloud_->send("cloudhub", pod("update", "7")));  // the same version again
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_acked_total 2"));
+  EXPECT_TRUE(metric(*edge_, "kedge_edgehub_duplicates_total 1"));
+  EXPECT_EQ(meta_->wait_for([](const Message& m) { return m.route.operation == "update"; }, 300ms),
+            nullptr);
+}
+
+TEST_F(Channel, UnackedMessagesAreResent) {
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  ASSERT_TRUE(cloud_->send("cloudhub", pod("insert", "3")));
+  auto first = meta_->wait_for([](const Message& m) { return m.route.operation == "insert"; });
+  ASSERT_TRUE(first);  // not ACKed: it comes again, same msg_id
+  auto again = meta_->wait_for([](const Message& m) { return m.route.operation == "insert"; });
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->header.id, first->header.id);
+  ack(again);
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 0"));
+}
+
+TEST_F(Channel, QueuedOlderVersionsAreReplacedAndSurviveACloudRestart) {
+  start_cloud();
+  // The node has never connected: three versions of one pod queue up.
+  for (auto rv : {"1", "2", "3"}) ASSERT_TRUE(cloud_->send("cloudhub", pod("update", rv)));
+  ASSERT_TRUE(cloud_->send("cloudhub", pod("update", "2")));  // late and stale
+  ASSERT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 1"));
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_replaced_total 2"));
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_stale_total 1"));
+  cloud_.reset();  // the cloud restarts; the queue is on disk
+  start_cloud();
+  ASSERT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 1"));
+  start_edge();
+  auto got = meta_->wait_for([](const Message& m) { return m.route.operation == "update"; });
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->header.resource_version, "3");
+  ack(got);
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 0"));
+}
+
+TEST_F(Channel, ReportsMadeWhileTheCloudIsDownArriveLater) {
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  cloud_.reset();
+  ASSERT_TRUE(meta_->wait_for(
+      [](const Message& m) {
+        return m.route.operation == "connect" &&
+               m.content == boost::json::value("cloud_disconnected");
+      },
+      10s));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(edge_->send("edgehub", make_message("edged", "resource", "patch",
+                                                    "default/podpatch/p" + std::to_string(i),
+                                                    boost::json::string("{}"))));
+  ASSERT_TRUE(metric(*edge_, "kedge_edgehub_outbox 3"));
+  start_cloud();
+  ASSERT_TRUE(controller_->wait_count(4, 15s));  // connected + 3 patches
+  std::vector<std::string> resources;
+  for (auto& m : controller_->messages())
+    if (m->route.operation == "patch") resources.push_back(m->route.resource);
+  EXPECT_EQ(resources, (std::vector<std::string>{"node/edge-1/default/podpatch/p0",
+                                                 "node/edge-1/default/podpatch/p1",
+                                                 "node/edge-1/default/podpatch/p2"}));
+  EXPECT_TRUE(metric(*edge_, "kedge_edgehub_outbox 0"));
+}
+
+TEST_F(Channel, AWrongJoinTokenIsRefused) {
+  start_cloud();
+  start_edge("token = \"" + std::string(64, 'a') + ".eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2ln\"\n");
+  ASSERT_TRUE(Harness::eventually(
+      [&] {
+        return edge_->metrics_text().find("kedge_edgehub_connect_failures_total 0") ==
+               std::string::npos;
+      },
+      10s));
+  EXPECT_FALSE(fs::exists(root_ / "edge/data/edgehub/edge.crt"));
+  EXPECT_THAT(edge_->metrics_text(), ::testing::HasSubstr("kedge_edgehub_connected 0"));
+}
+
+TEST_F(Channel, AnExpiredOrForgedJwtIsRefusedByTheCloud) {
+  start_cloud();
+  // The right CA hash with a JWT signed by someone else.
+  std::ifstream in(root_ / "cloud/data/cloudhub/token");
+  std::string token;
+  std::getline(in, token);
+  std::string forged =
+      token.substr(0, 65) + "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjk5OTk5OTk5OTl9.bm9wZQ";
+  start_edge("token = \"" + forged + "\"\n");
+  ASSERT_TRUE(Harness::eventually(
+      [&] {
+        return edge_->metrics_text().find("kedge_edgehub_connect_failures_total 0") ==
+               std::string::npos;
+      },
+      10s));
+  EXPECT_FALSE(fs::exists(root_ / "edge/data/edgehub/edge.crt"));
+}
+
+}  // namespace
+}  // namespace kedge
