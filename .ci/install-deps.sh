@@ -9,7 +9,7 @@ PKGS=(
   libsqlite3-dev libssl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  clang-format
+  clang-format python3
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -75,6 +75,9 @@ expect plugins-list-warns 0 'libkedge_noentry.so: no entry point' -- "$KEDGE" pl
 expect plugins-describe 0 'fail_start_times \(integer\), default 0' -- "$KEDGE" plugins --plugin-dir "$FIX" --describe alpha
 expect plugins-describe-unknown 1 "no plugin named 'nosuch'" -- "$KEDGE" plugins --plugin-dir "$FIX" --describe nosuch
 expect plugins-default-dir 0 'echo +0\.1\.0' -- "$KEDGE" plugins
+expect token-needs-source 2 'needs --manifest FILE or --ca-dir DIR' -- "$KEDGE" token create
+expect token-no-ca 1 'cannot read /nonexistent/ca.crt' -- "$KEDGE" token create --ca-dir /nonexistent
+expect token-bad-ttl 2 "expected a positive number of hours, got 'soon'" -- "$KEDGE" token create --ca-dir /x --ttl-hours soon
 expect plugins-bad-flag 2 "unknown argument '--frob'" -- "$KEDGE" plugins --frob
 
 # kedge run: stops cleanly on SIGTERM and SIGINT, in reverse dependency order.
