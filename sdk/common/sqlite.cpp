@@ -156,4 +156,54 @@ Status Transaction::commit() {
   return db_.commit();
 }
 
+GroupCommit::~GroupCommit() {
+  *alive_ = false;
+  // Commit what is open, but run no callbacks: they belong to an owner that
+  // is being destroyed (owners flush() in their stop()).
+  waiting_.clear();
+  flush();
+}
+
+GroupCommit::GroupCommit(Db& db, boost::asio::any_io_executor ex,
+                         std::chrono::microseconds max_delay, size_t max_batch)
+    : db_(db),
+      ex_(std::move(ex)),
+      max_delay_(max_delay),
+      max_batch_(max_batch),
+      timer_(std::make_unique<boost::asio::steady_timer>(ex_)) {}
+
+void GroupCommit::add(const std::function<Status()>& write, std::function<void(Status)> then) {
+  if (!open_) {
+    if (Status s = db_.begin(); !s) {
+      if (then) then(s);
+      return;
+    }
+    open_ = true;
+    writes_ = 0;
+    timer_->expires_after(max_delay_);
+    timer_->async_wait([this, alive = alive_](boost::system::error_code ec) {
+      if (!ec && *alive) flush();
+    });
+  }
+  Status s = write();
+  if (!s) {
+    if (then) then(s);
+  } else if (then) {
+    waiting_.push_back(std::move(then));
+  }
+  if (++writes_ >= max_batch_) flush();
+}
+
+void GroupCommit::flush() {
+  if (!open_) return;
+  open_ = false;
+  timer_->cancel();
+  Status s = db_.commit();
+  if (!s) (void)db_.rollback();
+  ++batches_;
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (auto& w : waiting) w(s);
+}
+
 }  // namespace kedge::sqlite

@@ -63,6 +63,16 @@ class CloudHub final : public kedge::Plugin {
     db_ = std::move(db.db);
     if (Status s = db_->migrate("cloudhub", kSchema); !s) return s;
     if (Status s = load_pending(); !s) return s;
+    auto up = db_->prepare(
+        "INSERT INTO downstream(node, key, seq, msg_id, rv, is_delete, body) VALUES(?,?,?,?,?,?,?) "
+        "ON CONFLICT(node, key) DO UPDATE SET seq = excluded.seq, msg_id = excluded.msg_id, "
+        "rv = excluded.rv, is_delete = excluded.is_delete, body = excluded.body");
+    auto del = db_->prepare("DELETE FROM downstream WHERE node = ? AND key = ? AND msg_id = ?");
+    if (!up.status) return up.status;
+    if (!del.status) return del.status;
+    upsert_ = std::move(up.stmt);
+    delete_ = std::move(del.stmt);
+    commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
     for (auto& [group, module] : cfg.get_table("routes"))
       if (module.is_string()) routes_[std::string(group)] = std::string(module.get_string());
     auto& m = ctx.metrics();
@@ -123,6 +133,7 @@ class CloudHub final : public kedge::Plugin {
 
   kedge::Status stop() override {
     stopped_ = true;
+    commit_->flush();
     if (timer_) timer_->cancel();
     if (ws_) ws_->stop();
     if (https_) https_->stop();
@@ -407,11 +418,11 @@ class CloudHub final : public kedge::Plugin {
     q.inflight.erase(it);
     auto p = q.by_key.find(key);
     if (p != q.by_key.end() && p->second.msg_id == m.header.parent_id) {
-      auto del = db_->prepare("DELETE FROM downstream WHERE node = ? AND key = ? AND msg_id = ?");
-      if (del.status) {
-        del.stmt.bind(1, node).bind(2, key).bind(3, m.header.parent_id);
-        if (Status s = del.stmt.run(); !s) log_->error("{}", s.message());
-      }
+      commit_->add([&] {
+        delete_.reset();
+        delete_.bind(1, node).bind(2, key).bind(3, m.header.parent_id);
+        return delete_.run();
+      });
       q.by_key.erase(p);
     }
     acked_->inc();
@@ -463,25 +474,32 @@ class CloudHub final : public kedge::Plugin {
                   node, q.by_key.size(), m.route.operation, m.route.resource);
       return;
     }
-    Pending p{next_seq_++, m.header.id, rv, is_delete, kedge::json::encode(m) + "\n"};
-    auto up = db_->prepare(
-        "INSERT INTO downstream(node, key, seq, msg_id, rv, is_delete, body) VALUES(?,?,?,?,?,?,?) "
-        "ON CONFLICT(node, key) DO UPDATE SET seq = excluded.seq, msg_id = excluded.msg_id, "
-        "rv = excluded.rv, is_delete = excluded.is_delete, body = excluded.body");
-    if (up.status) {
-      up.stmt.bind(1, node).bind(2, key).bind(3, static_cast<int64_t>(p.seq)).bind(4, p.msg_id);
-      up.stmt.bind(5, m.header.resource_version).bind(6, int64_t{is_delete}).bind(7, p.body);
-    }
-    Status s = up.status ? up.stmt.run() : up.status;
-    if (!s) {
-      log_->error("node {}: cannot persist {} {}: {}", node, m.route.operation, m.route.resource,
-                  s.message());
-      return;
-    }
-    q.unsent[p.seq] = key;
-    q.by_key[key] = std::move(p);
+    uint64_t seq = next_seq_++;
+    Pending& p = q.by_key[key] = {seq, m.header.id, rv, is_delete, kedge::json::encode(m) + "\n"};
     update_pending_gauge();
-    pump(node);
+    // Sent once its batch is committed: a cloud restart never forgets what
+    // an edge may have seen.
+    commit_->add(
+        [&] {
+          upsert_.reset();
+          upsert_.bind(1, node).bind(2, key).bind(3, static_cast<int64_t>(seq)).bind(4, p.msg_id);
+          upsert_.bind(5, m.header.resource_version).bind(6, int64_t{is_delete}).bind(7, p.body);
+          return upsert_.run();
+        },
+        [this, node, key, seq, what = m.route.operation + " " + m.route.resource](Status s) {
+          NodeQueue& q2 = queues_[node];
+          auto it = q2.by_key.find(key);
+          bool current = it != q2.by_key.end() && it->second.seq == seq;
+          if (!s) {
+            log_->error("node {}: cannot persist {}: {}", node, what, s.message());
+            if (current) q2.by_key.erase(it);
+            update_pending_gauge();
+            return;
+          }
+          if (!current) return;  // replaced by a newer version meanwhile
+          q2.unsent[seq] = key;
+          pump(node);
+        });
   }
 
   // Sends queued messages while the node's window has room.
@@ -552,6 +570,8 @@ class CloudHub final : public kedge::Plugin {
   pki::Key ca_key_;
   std::string ca_pem_, ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
   std::unique_ptr<kedge::sqlite::Db> db_;
+  std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
+  kedge::sqlite::Stmt upsert_, delete_;
   std::map<std::string, std::string> routes_;  // wire group -> controller module
   std::shared_ptr<net::WsServer> ws_;
   std::shared_ptr<net::HttpsServer> https_;
@@ -590,7 +610,7 @@ constexpr kedge::ConfigKey kConfig[] = {
      "Accept certificates whose CN is not system:node:<node> (KubeEdge 1.12-1.16 edges).", false},
     {"ack_timeout_ms", kedge::ConfigType::kInteger, "5000",
      "Resend a downstream message not ACKed within this time (then with back-off).", false},
-    {"send_window", kedge::ConfigType::kInteger, "128",
+    {"send_window", kedge::ConfigType::kInteger, "1024",
      "Downstream messages in flight per node before waiting for ACKs.", false},
     {"max_pending_per_node", kedge::ConfigType::kInteger, "100000",
      "Queued downstream messages per node before new ones are refused.", false},

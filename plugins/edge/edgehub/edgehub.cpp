@@ -84,6 +84,19 @@ class EdgeHub final : public kedge::Plugin {
     if (!db.status) return db.status;
     db_ = std::move(db.db);
     if (Status s = db_->migrate("edgehub", kSchema); !s) return s;
+    auto ins = db_->prepare("INSERT OR IGNORE INTO outbox(msg_id, sync, body) VALUES(?, ?, ?)");
+    auto del = db_->prepare("DELETE FROM outbox WHERE seq = ?");
+    auto app = db_->prepare(
+        "INSERT INTO applied(key, rv) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET rv = "
+        "excluded.rv");
+    auto get = db_->prepare("SELECT rv FROM applied WHERE key = ?");
+    for (auto* r : {&ins, &del, &app, &get})
+      if (!r->status) return r->status;
+    insert_outbox_ = std::move(ins.stmt);
+    delete_outbox_ = std::move(del.stmt);
+    set_applied_ = std::move(app.stmt);
+    get_applied_ = std::move(get.stmt);
+    commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
     heartbeat_ = std::chrono::seconds(cfg.get_int("heartbeat_s"));
     qps_ = static_cast<double>(cfg.get_int("message_qps"));
     burst_ = static_cast<double>(cfg.get_int("message_burst"));
@@ -115,6 +128,7 @@ class EdgeHub final : public kedge::Plugin {
 
   kedge::Status stop() override {
     stopped_ = true;
+    commit_->flush();
     for (auto* t : {&*reconnect_timer_, &*heartbeat_timer_, &*pump_timer_}) t->cancel();
     if (conn_) conn_->close({Code::kUnavailable, "edgehub is stopping"});
     conn_ = nullptr;
@@ -128,23 +142,28 @@ class EdgeHub final : public kedge::Plugin {
       forward_response(*msg);
       return;
     }
-    Message out = *msg;
-    std::string body = kedge::json::encode(out) + "\n";
-    auto ins = db_->prepare("INSERT OR IGNORE INTO outbox(msg_id, sync, body) VALUES(?, ?, ?)");
-    Status s = ins.status;
-    if (s) {
-      ins.stmt.bind(1, out.header.id).bind(2, int64_t{out.header.sync}).bind(3, body);
-      s = ins.stmt.run();
-    }
-    if (!s) {
-      log_->error("cannot keep {} {} in the outbox: {}", out.route.operation, out.route.resource,
-                  s.message());
-      return;
-    }
-    outbox_[static_cast<uint64_t>(db_->last_insert_rowid())] = {
-        out.header.id, out.header.sync, std::move(body), {}, {}};
-    outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
-    pump();
+    auto entry = std::make_shared<OutboxEntry>(
+        OutboxEntry{msg->header.id, msg->header.sync, kedge::json::encode(*msg) + "\n", {}, {}});
+    auto seq = std::make_shared<uint64_t>(0);
+    commit_->add(
+        [&] {
+          insert_outbox_.reset();
+          insert_outbox_.bind(1, entry->msg_id).bind(2, int64_t{entry->sync}).bind(3, entry->body);
+          Status s = insert_outbox_.run();
+          if (s && db_->changes() > 0) *seq = static_cast<uint64_t>(db_->last_insert_rowid());
+          return s;
+        },
+        // Sent only once it is on disk.
+        [this, entry, seq, what = msg->route.operation + " " + msg->route.resource](Status s) {
+          if (!s) {
+            log_->error("cannot keep {} in the outbox: {}", what, s.message());
+            return;
+          }
+          if (*seq == 0) return;  // the same msg_id is already in the outbox
+          outbox_[*seq] = std::move(*entry);
+          outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
+          pump();
+        });
   }
 
  private:
@@ -382,12 +401,26 @@ class EdgeHub final : public kedge::Plugin {
   // A local plugin's response: an ACK of a cloud message (after it persisted
   // it) or an answer to a cloud request. Either goes up at once.
   void forward_response(const Message& m) {
+    std::string frame = kedge::json::encode(m) + "\n";
     auto it = awaiting_ack_.find(m.header.parent_id);
-    if (it != awaiting_ack_.end()) {
-      if (!it->second.rv.empty()) set_applied(it->second.key, it->second.rv);
-      awaiting_ack_.erase(it);
+    if (it == awaiting_ack_.end() || it->second.rv.empty()) {
+      if (it != awaiting_ack_.end()) awaiting_ack_.erase(it);
+      if (conn_) (void)conn_->send(std::move(frame));
+      return;
     }
-    if (conn_) (void)conn_->send(kedge::json::encode(m) + "\n");
+    Awaiting a = std::move(it->second);
+    awaiting_ack_.erase(it);
+    // The applied version is on disk before the ACK leaves.
+    commit_->add(
+        [&] {
+          set_applied_.reset();
+          set_applied_.bind(1, a.key).bind(2, a.rv);
+          return set_applied_.run();
+        },
+        [this, frame = std::move(frame)](Status s) {
+          if (!s) log_->error("cannot record an applied version: {}", s.message());
+          if (conn_) (void)conn_->send(frame);
+        });
   }
 
   void ack_cloud(const Message& m) {
@@ -397,19 +430,11 @@ class EdgeHub final : public kedge::Plugin {
   }
 
   uint64_t applied_rv(const std::string& key) {
-    auto sel = db_->prepare("SELECT rv FROM applied WHERE key = ?");
-    if (!sel.status) return 0;
-    sel.stmt.bind(1, key);
-    return sel.stmt.step().row ? kedge::channel::parse_rv(sel.stmt.text(0)) : 0;
-  }
-
-  void set_applied(const std::string& key, const std::string& rv) {
-    auto up = db_->prepare(
-        "INSERT INTO applied(key, rv) VALUES(?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET rv = excluded.rv");
-    if (!up.status) return;
-    up.stmt.bind(1, key).bind(2, rv);
-    if (Status s = up.stmt.run(); !s) log_->error("{}", s.message());
+    get_applied_.reset();
+    get_applied_.bind(1, key);
+    uint64_t rv = get_applied_.step().row ? kedge::channel::parse_rv(get_applied_.text(0)) : 0;
+    get_applied_.reset();
+    return rv;
   }
 
   // ---- upstream ----
@@ -437,11 +462,12 @@ class EdgeHub final : public kedge::Plugin {
   }
 
   void remove_from_outbox(std::map<uint64_t, OutboxEntry>::iterator it) {
-    auto del = db_->prepare("DELETE FROM outbox WHERE seq = ?");
-    if (del.status) {
-      del.stmt.bind(1, static_cast<int64_t>(it->first));
-      if (Status s = del.stmt.run(); !s) log_->error("{}", s.message());
-    }
+    int64_t seq = static_cast<int64_t>(it->first);
+    commit_->add([&] {
+      delete_outbox_.reset();
+      delete_outbox_.bind(1, seq);
+      return delete_outbox_.run();
+    });
     outbox_.erase(it);
     outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
   }
@@ -501,6 +527,8 @@ class EdgeHub final : public kedge::Plugin {
   fs::path dir_;
   std::string ca_pem_;
   std::unique_ptr<kedge::sqlite::Db> db_;
+  std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
+  kedge::sqlite::Stmt insert_outbox_, delete_outbox_, set_applied_, get_applied_;
   net::WsPtr conn_;
   std::optional<boost::asio::steady_timer> reconnect_timer_, heartbeat_timer_, pump_timer_;
   std::chrono::seconds heartbeat_{15};

@@ -3,7 +3,11 @@
 // time (each plugin owns its connection and runs it off the io_context).
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,6 +115,40 @@ class KEDGE_EXPORT Transaction {
   Db& db_;
   Status status_;
   bool done_ = false;
+};
+
+// Group commit: writes share one transaction, committed `max_delay` after
+// the first of them or as soon as `max_batch` have been added; each write's
+// `then` runs after that commit, with its status. A plugin that must persist
+// before it acknowledges (the ACK goes out in `then`) pays one fsync per
+// batch, not per message, for at most `max_delay` of added latency.
+class KEDGE_EXPORT GroupCommit {
+ public:
+  GroupCommit(Db& db, boost::asio::any_io_executor ex,
+              std::chrono::microseconds max_delay = std::chrono::microseconds(2000),
+              size_t max_batch = 512);
+  ~GroupCommit();
+  GroupCommit(const GroupCommit&) = delete;
+  GroupCommit& operator=(const GroupCommit&) = delete;
+
+  // Call on the executor. `write` runs now, inside the batch's transaction;
+  // if it fails, `then` gets its error and the batch goes on without it.
+  void add(const std::function<Status()>& write, std::function<void(Status)> then = {});
+  // Commits the open batch now (also done by the posted task).
+  void flush();
+  size_t batches() const { return batches_; }
+
+ private:
+  Db& db_;
+  boost::asio::any_io_executor ex_;
+  std::chrono::microseconds max_delay_;
+  size_t max_batch_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+  size_t writes_ = 0;
+  bool open_ = false;
+  std::vector<std::function<void(Status)>> waiting_;
+  size_t batches_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace kedge::sqlite
