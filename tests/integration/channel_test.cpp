@@ -5,9 +5,16 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <thread>
 
+#include "kedge/json_codec.h"
+#include "kedge/net.h"
+#include "kedge/pki.h"
 #include "kedge/testing/harness.h"
 
 namespace kedge {
@@ -17,6 +24,8 @@ using namespace std::chrono_literals;
 using testing::Capture;
 using testing::Harness;
 namespace fs = std::filesystem;
+namespace net = kedge::net;
+namespace pki = kedge::pki;
 
 uint16_t free_port() {
   boost::asio::io_context io;
@@ -248,6 +257,62 @@ TEST_F(Channel, AnExpiredOrForgedJwtIsRefusedByTheCloud) {
       },
       10s));
   EXPECT_FALSE(fs::exists(root_ / "edge/data/edgehub/edge.crt"));
+}
+
+// A node that misbehaves gets a clear refusal or is disconnected, and the
+// cloud keeps serving the others.
+TEST_F(Channel, BadInputFromOneNodeDoesNotDisturbTheOthers) {
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  // A certificate for node "rogue", signed by the cloud's CA.
+  auto ca =
+      pki::cert_from_pem(pki::read_file((root_ / "cloud/data/cloudhub/ca.crt").string()).value);
+  auto ca_key =
+      pki::key_from_pem(pki::read_file((root_ / "cloud/data/cloudhub/ca.key").string()).value);
+  pki::Key k = pki::generate_key();
+  pki::SignOptions o;
+  auto cert = pki::issue(ca.value.get(), ca_key.value.get(), k.get(), {"system:node:rogue", ""}, o);
+  net::TlsMaterial m{pki::cert_pem(ca.value.get()), pki::cert_pem(cert.value.get()),
+                     pki::key_pem(k.get())};
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  std::thread t([&] { io.run(); });
+  auto ex = boost::asio::make_strand(io);
+  auto dial = [&](const std::string& node) {
+    std::promise<std::pair<Status, net::WsPtr>> p;
+    net::ws_connect(ex, net::client_context(m).ctx, "127.0.0.1", port_, "/p/" + node + "/events",
+                    {{"node_id", node}}, {}, [&](Status st, net::WsPtr c) {
+                      p.set_value({st, c});
+                    });
+    return p.get_future().get();
+  };
+  // Claiming another node's identity: refused at the upgrade.
+  auto [s1, c1] = dial("edge-1");
+  EXPECT_FALSE(s1);
+  // As itself: garbage, an unknown group, then an oversized frame.
+  auto [s2, c2] = dial("rogue");
+  ASSERT_TRUE(s2) << s2.message();
+  std::promise<Status> closed;
+  boost::asio::post(ex, [&, c = c2] {
+    c->start([](std::string&&) {}, [&](const Status& why) { closed.set_value(why); });
+    (void)c->send("this is not json");
+    (void)c->send(json::encode(make_message("x", "nosuchgroup", "frobnicate", "a/b")) + "\n");
+    (void)c->send(std::string(9 << 20, 'x'));
+  });
+  auto fut = closed.get_future();
+  ASSERT_EQ(fut.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_bad_frames_total 1"));
+  // edge-1 was never disturbed.
+  ASSERT_TRUE(cloud_->send("cloudhub", pod("insert", "9")));
+  auto got = meta_->wait_for([](const Message& msg) { return msg.route.operation == "insert"; });
+  ASSERT_TRUE(got);
+  ack(got);
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_acked_total 1"));
+  EXPECT_THAT(edge_->metrics_text(), ::testing::HasSubstr("kedge_edgehub_connects_total 1\n"));
+  work.reset();
+  io.stop();
+  t.join();
 }
 
 }  // namespace

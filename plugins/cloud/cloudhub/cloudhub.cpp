@@ -285,11 +285,12 @@ class CloudHub final : public kedge::Plugin {
     std::map<std::string, Pending> by_key;
     std::map<uint64_t, std::string> unsent;              // seq -> key
     std::unordered_map<std::string, InFlight> inflight;  // msg_id -> ...
+    // Upstream msg_ids seen lately (across reconnects), for de-duplication.
+    std::deque<std::string> recent_order;
+    std::unordered_set<std::string> recent;
   };
   struct Session {
     net::WsPtr conn;
-    std::deque<std::string> recent_order;  // upstream msg_ids seen, for de-duplication
-    std::unordered_set<std::string> recent;
   };
 
   void on_connection(net::WsPtr c) {
@@ -355,7 +356,7 @@ class CloudHub final : public kedge::Plugin {
     upstream_->inc();
     if (m.route.operation == kedge::op::kKeepalive) return;
     if (m.is_response() && on_ack(node, m)) return;
-    Session& s = sessions_[node];
+    NodeQueue& s = queues_[node];
     if (!m.is_response()) {
       if (s.recent.count(m.header.id)) {
         duplicates_->inc();
@@ -393,7 +394,7 @@ class CloudHub final : public kedge::Plugin {
     ack_upstream(conn, *shared);
   }
 
-  void remember(Session& s, const std::string& id) {
+  void remember(NodeQueue& s, const std::string& id) {
     s.recent.insert(id);
     s.recent_order.push_back(id);
     if (s.recent_order.size() > 4096) {

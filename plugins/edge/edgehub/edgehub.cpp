@@ -362,6 +362,13 @@ class EdgeHub final : public kedge::Plugin {
         return;
       }
     }
+    if (auto w = awaiting_ack_.find(m.header.id);
+        w != awaiting_ack_.end() && Clock::now() - w->second.since < 10s) {
+      // A resend of a message delivered moments ago whose local ACK has not
+      // come yet: that ACK will answer both.
+      duplicates_->inc();
+      return;
+    }
     std::string group = kedge::channel::local_group(m.route.group);
     if (m.route.group == "user" && m.route.source == "router_eventbus") group = "eventbus";
     if (group.empty()) {
@@ -370,7 +377,7 @@ class EdgeHub final : public kedge::Plugin {
       ack_cloud(m);
       return;
     }
-    awaiting_ack_[m.header.id] = {key, m.header.resource_version};
+    awaiting_ack_[m.header.id] = {key, m.header.resource_version, Clock::now()};
     auto shared = kedge::share(std::move(m));
     Status s = group == "eventbus" ? ctx_->send(group, shared) : ctx_->send_to_group(group, shared);
     if (s.code() == Code::kNotFound) {
@@ -537,6 +544,7 @@ class EdgeHub final : public kedge::Plugin {
   bool stopped_ = true;
   struct Awaiting {
     std::string key, rv;
+    Clock::time_point since;
   };
   std::unordered_map<std::string, Awaiting> awaiting_ack_;  // cloud msg_id -> object
   std::map<uint64_t, OutboxEntry> outbox_;                  // seq -> entry
