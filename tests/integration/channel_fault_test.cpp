@@ -61,7 +61,7 @@ class ChannelFaults : public ::testing::Test {
         "\"]\n[[plugin]]\nname = \"cloudhub\"\n[plugin.config]\naddress = \"127.0.0.1\"\n"
         "port = " +
             std::to_string(port_) + "\nhttps_port = " + std::to_string(https_port_) +
-            "\nack_timeout_ms = 300\nkeepalive_interval_s = 1\n",
+            "\nack_timeout_ms = 300\nkeepalive_interval_s = 1\n" + cloud_extra_,
         root_ / "cloud");
     ASSERT_TRUE(cloud_->errors().empty()) << cloud_->errors()[0];
     controller_ = &cloud_->capture("edgecontroller");
@@ -175,6 +175,7 @@ class ChannelFaults : public ::testing::Test {
   Capture* controller_ = nullptr;
   int last_round_ = 0;
   int reports_ = 0;
+  std::string cloud_extra_;
 };
 
 TEST_F(ChannelFaults, CloudRestartMidStream) {
@@ -228,6 +229,23 @@ TEST_F(ChannelFaults, HundredFlaps) {
                std::string::npos;
       },
       10s));
+}
+
+TEST_F(ChannelFaults, CertificateIsRenewedBeforeExpiryWithoutLosingMessages) {
+  cloud_extra_ = "edge_cert_validity_s = 5\n";
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(connected());
+  for (int r = 1; r <= 40; ++r) {  // 8 s: past the first certificate's end
+    send_round(r);
+    report(r);
+    std::this_thread::sleep_for(200ms);
+  }
+  expect_exactly_once_in_order();
+  expect_reports_once();
+  std::string m = edge_->metrics_text();
+  EXPECT_THAT(m, ::testing::Not(::testing::HasSubstr("kedge_edgehub_cert_rotations_total 0\n")));
+  EXPECT_THAT(m, ::testing::Not(::testing::HasSubstr("kedge_edgehub_connects_total 1\n")));
 }
 
 TEST_F(ChannelFaults, ThirtySecondBlackHole) {

@@ -247,7 +247,8 @@ class CloudHub final : public kedge::Plugin {
     if (cn != "system:node:" + node && !cfg_.get_bool("allow_legacy_cert_cn"))
       return text(403, "CSR is for '" + cn + "', expected 'system:node:" + node + "'");
     pki::SignOptions o;
-    o.days = static_cast<int>(cfg_.get_int("edge_cert_days"));
+    o.days = 0;
+    o.seconds = cfg_.get_int("edge_cert_validity_s");
     o.usages = pki::kClientAuth;
     auto cert = pki::sign_csr(ca_.get(), ca_key_.get(), csr.value.get(), o);
     if (!cert.ok()) return text(400, "cannot sign the CSR: " + cert.status.message());
@@ -606,7 +607,8 @@ constexpr kedge::ConfigKey kConfig[] = {
     {"max_handshakes", kedge::ConfigType::kInteger, "64",
      "TLS handshakes run at once; more connecting nodes wait their turn.", false},
     {"token_ttl_s", kedge::ConfigType::kInteger, "86400", "Lifetime of a join token.", false},
-    {"edge_cert_days", kedge::ConfigType::kInteger, "365", "Validity of edge certificates.", false},
+    {"edge_cert_validity_s", kedge::ConfigType::kInteger, "31536000",
+     "Validity of edge certificates (365 days).", false},
     {"allow_legacy_cert_cn", kedge::ConfigType::kBool, "false",
      "Accept certificates whose CN is not system:node:<node> (KubeEdge 1.12-1.16 edges).", false},
     {"ack_timeout_ms", kedge::ConfigType::kInteger, "5000",

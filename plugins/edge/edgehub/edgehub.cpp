@@ -110,6 +110,7 @@ class EdgeHub final : public kedge::Plugin {
                              "Cloud messages already applied (ACKed again, not delivered)");
     upstream_ = &m.counter("kedge_edgehub_upstream_total", "Messages sent to the cloud");
     connects_ = &m.counter("kedge_edgehub_connects_total", "Successful connections to the cloud");
+    rotations_ = &m.counter("kedge_edgehub_cert_rotations_total", "Certificates renewed");
     failures_ =
         &m.counter("kedge_edgehub_connect_failures_total", "Failed attempts to join or connect");
     return load_outbox();
@@ -119,6 +120,7 @@ class EdgeHub final : public kedge::Plugin {
     stopped_ = false;
     auto ex = ctx_->executor();
     reconnect_timer_.emplace(ex);
+    rotate_timer_.emplace(ex);
     heartbeat_timer_.emplace(ex);
     pump_timer_.emplace(ex);
     last_refill_ = Clock::now();
@@ -129,7 +131,8 @@ class EdgeHub final : public kedge::Plugin {
   kedge::Status stop() override {
     stopped_ = true;
     commit_->flush();
-    for (auto* t : {&*reconnect_timer_, &*heartbeat_timer_, &*pump_timer_}) t->cancel();
+    for (auto* t : {&*reconnect_timer_, &*heartbeat_timer_, &*pump_timer_, &*rotate_timer_})
+      t->cancel();
     if (conn_) conn_->close({Code::kUnavailable, "edgehub is stopping"});
     conn_ = nullptr;
     connected_->set(0);
@@ -304,6 +307,7 @@ class EdgeHub final : public kedge::Plugin {
         });
     log_->info("connected to the cloud at {}:{}", server_.host, server_.port);
     notify_link("cloud_connected");
+    schedule_rotation();
     for (auto& [seq, e] : outbox_) e.sent_at = {};  // all unACKed go again
     schedule_heartbeat();
     pump();
@@ -337,6 +341,79 @@ class EdgeHub final : public kedge::Plugin {
       (void)conn_->send(kedge::json::encode(ka) + "\n");
       schedule_heartbeat();
     });
+  }
+
+  // ---- certificate rotation ----
+  // Renews the certificate at a random point between 70% and 90% of its
+  // lifetime, with the current certificate as the credential, then
+  // reconnects with the new one (the outbox and the cloud's queue carry what
+  // is in flight across the reconnect).
+  void schedule_rotation() {
+    if (!cfg_.get_bool("rotate_certificates") || rotating_) return;
+    auto pem = pki::read_file((dir_ / "edge.crt").string());
+    if (!pem.ok()) return;
+    auto cert = pki::cert_from_pem(pem.value);
+    if (!cert.ok()) return;
+    auto nb = pki::not_before(cert.value.get()), na = pki::not_after(cert.value.get());
+    std::uniform_real_distribution<double> frac(0.7, 0.9);
+    auto at = nb + std::chrono::duration_cast<std::chrono::system_clock::duration>((na - nb) *
+                                                                                   frac(rng_));
+    auto delay = std::max(std::chrono::system_clock::duration::zero(),
+                          at - std::chrono::system_clock::now());
+    rotate_timer_->expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(delay));
+    rotate_timer_->async_wait([this](boost::system::error_code ec) {
+      if (!ec) rotate(std::chrono::seconds(2));
+    });
+  }
+
+  void rotate(std::chrono::seconds retry) {
+    if (stopped_) return;
+    rotating_ = true;
+    auto ca = pki::read_file((dir_ / "ca.crt").string());
+    auto cert = pki::read_file((dir_ / "edge.crt").string());
+    auto key = pki::read_file((dir_ / "edge.key").string());
+    auto next_key = std::make_shared<pki::Key>(pki::generate_key());
+    auto csr = pki::make_csr(next_key->get(), {"system:node:" + node_, "system:nodes"});
+    if (!ca.ok() || !cert.ok() || !key.ok() || !csr.ok()) {
+      rotating_ = false;
+      return;
+    }
+    auto tls = net::client_context({ca.value, cert.value, key.value}, true);
+    net::https_request(
+        ctx_->executor(), tls.ctx, http_server_.host, http_server_.port,
+        {"GET", "/edge.crt", {{"NodeName", node_}}, pki::csr_der(csr.value.get()), ""},
+        std::chrono::seconds(cfg_.get_int("connect_timeout_s")), 1 << 20,
+        [this, next_key, retry](net::HttpResult r) {
+          if (stopped_) return;
+          auto fail = [&](const std::string& why) {
+            log_->warn("certificate renewal failed: {}; retrying in {} s", why, retry.count());
+            rotate_timer_->expires_after(retry);
+            rotate_timer_->async_wait([this, retry](boost::system::error_code ec) {
+              if (!ec) rotate(std::min(retry * 2, std::chrono::seconds(32)));
+            });
+          };
+          if (!r.status) return fail(r.status.message());
+          if (r.http_status != 200)
+            return fail("HTTP " + std::to_string(r.http_status) + ": " + r.body);
+          auto renewed = pki::cert_from_der(r.body);
+          if (!renewed.ok()) return fail(renewed.status.message());
+          if (Status s = pki::write_file((dir_ / "edge.key").string(),
+                                         pki::key_pem(next_key->get()), true);
+              !s)
+            return fail(s.message());
+          if (Status s = pki::write_file((dir_ / "edge.crt").string(),
+                                         pki::cert_pem(renewed.value.get()), false);
+              !s)
+            return fail(s.message());
+          rotations_->inc();
+          rotating_ = false;
+          log_->info("certificate renewed; reconnecting with it");
+          if (conn_) {
+            auto old = conn_;
+            on_disconnected({Code::kUnavailable, "certificate renewed"});
+            old->close({Code::kUnavailable, "certificate renewed"});
+          }
+        });
   }
 
   // ---- downstream ----
@@ -537,7 +614,9 @@ class EdgeHub final : public kedge::Plugin {
   std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
   kedge::sqlite::Stmt insert_outbox_, delete_outbox_, set_applied_, get_applied_;
   net::WsPtr conn_;
-  std::optional<boost::asio::steady_timer> reconnect_timer_, heartbeat_timer_, pump_timer_;
+  std::optional<boost::asio::steady_timer> reconnect_timer_, heartbeat_timer_, pump_timer_,
+      rotate_timer_;
+  bool rotating_ = false;
   std::chrono::seconds heartbeat_{15};
   int64_t attempt_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
@@ -552,7 +631,7 @@ class EdgeHub final : public kedge::Plugin {
   Clock::time_point last_refill_;
   kedge::Gauge *connected_ = nullptr, *outbox_gauge_ = nullptr;
   kedge::Counter *downstream_ = nullptr, *duplicates_ = nullptr, *upstream_ = nullptr,
-                 *connects_ = nullptr, *failures_ = nullptr;
+                 *connects_ = nullptr, *failures_ = nullptr, *rotations_ = nullptr;
 };
 
 constexpr kedge::ConfigKey kConfig[] = {
@@ -579,6 +658,8 @@ constexpr kedge::ConfigKey kConfig[] = {
      "The cloud ACKs upstream messages (kedge's cloudhub does; a stock CloudCore does not).",
      false},
     {"max_frame_bytes", kedge::ConfigType::kInteger, "8388608", "Largest frame accepted.", false},
+    {"rotate_certificates", kedge::ConfigType::kBool, "true",
+     "Renew the certificate at 70-90% of its lifetime, then reconnect with it.", false},
 };
 
 }  // namespace

@@ -58,6 +58,7 @@ KEDGE_EXPORT Result<Csr> make_csr(EVP_PKEY* key, const Name& subject);
 
 struct SignOptions {
   int days = 365;
+  int64_t seconds = 0;  // added to `days` (short-lived certificates, tests)
   unsigned usages = kClientAuth;
   std::vector<std::string> dns_names;  // subjectAltName DNS entries
   std::vector<std::string> ips;        // subjectAltName IP entries
