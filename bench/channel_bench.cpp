@@ -24,12 +24,6 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using kedge::testing::Harness;
 
-uint16_t free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
 kedge::Message pod(int64_t n) {
   std::string uid = "uid-" + std::to_string(n);
   boost::json::object body{{"metadata", boost::json::object{{"name", "pod-" + std::to_string(n)},
@@ -50,7 +44,7 @@ void BM_Channel_AckedDownstream(benchmark::State& state) {
   fs::remove_all(root);
   fs::create_directories(root / "cloud");
   fs::create_directories(root / "edge");
-  uint16_t port = free_port(), https = free_port();
+  uint16_t port = Harness::free_port(), https = Harness::free_port();
   {
     Harness cloud(
         "[agent]\nnode_name = \"cloud\"\nlog_level = \"warn\"\nworker_threads = " +

@@ -81,6 +81,21 @@ std::string remote_of(const beast::tcp_stream& s) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+Status open_acceptor(tcp::acceptor& acceptor, const std::string& address, uint16_t port) {
+  error_code ec;
+  auto addr = asio::ip::make_address(address, ec);
+  if (ec) return invalid_argument("invalid listen address '" + address + "'");
+  tcp::endpoint ep(addr, port);
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return {Code::kUnavailable,
+            "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+  return {};
+}
+
 class WsConnImpl final : public WsConnection {
  public:
   WsConnImpl(TlsStream&& tls, WsOptions opts) : ws_(std::move(tls)), opts_(opts) { configure(); }
@@ -250,17 +265,7 @@ class WsServerImpl final : public WsServer {
                 OnConnection on_connection) override {
     admit_ = std::move(admit);
     on_connection_ = std::move(on_connection);
-    error_code ec;
-    auto addr = asio::ip::make_address(address, ec);
-    if (ec) return invalid_argument("invalid listen address '" + address + "'");
-    tcp::endpoint ep(addr, port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      return {Code::kUnavailable,
-              "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+    if (Status s = open_acceptor(acceptor_, address, port); !s) return s;
     accept();
     return {};
   }
@@ -482,17 +487,7 @@ class HttpsServerImpl final : public HttpsServer {
 
   Status listen(const std::string& address, uint16_t port, Handler handler) override {
     handler_ = std::move(handler);
-    error_code ec;
-    auto addr = asio::ip::make_address(address, ec);
-    if (ec) return invalid_argument("invalid listen address '" + address + "'");
-    tcp::endpoint ep(addr, port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      return {Code::kUnavailable,
-              "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+    if (Status s = open_acceptor(acceptor_, address, port); !s) return s;
     accept();
     return {};
   }

@@ -1,5 +1,7 @@
 #include "kedge/testing/harness.h"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <future>
 #include <random>
 #include <thread>
@@ -139,6 +141,12 @@ std::pair<Status, MessagePtr> Harness::request(const std::string& to, Message m,
 }
 
 core::Kernel& Harness::kernel() { return *kernel_; }
+
+uint16_t Harness::free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
 
 bool Harness::eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
   auto end = std::chrono::steady_clock::now() + timeout;

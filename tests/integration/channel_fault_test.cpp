@@ -29,12 +29,6 @@ namespace fs = std::filesystem;
 
 constexpr int kObjects = 10;
 
-uint16_t free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
 class ChannelFaults : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -44,8 +38,8 @@ class ChannelFaults : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "cloud");
     fs::create_directories(root_ / "edge");
-    port_ = free_port();
-    https_port_ = free_port();
+    port_ = Harness::free_port();
+    https_port_ = Harness::free_port();
     proxy_ = std::make_unique<FaultProxy>(port_);
   }
   void TearDown() override {

@@ -27,12 +27,6 @@ namespace fs = std::filesystem;
 namespace net = kedge::net;
 namespace pki = kedge::pki;
 
-uint16_t free_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
 class Channel : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -42,8 +36,8 @@ class Channel : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "cloud");
     fs::create_directories(root_ / "edge");
-    port_ = free_port();
-    https_port_ = free_port();
+    port_ = Harness::free_port();
+    https_port_ = Harness::free_port();
   }
   void TearDown() override {
     edge_.reset();

@@ -91,6 +91,9 @@ class Harness {
   // The agent's metrics in Prometheus text format.
   std::string metrics_text() { return kernel().metrics().prometheus_text(); }
   const std::filesystem::path& base_dir() const { return base_dir_; }
+  // A TCP port on 127.0.0.1 that was free a moment ago (for plugins under
+  // test that listen).
+  static uint16_t free_port();
   // Polls `cond` until it holds or `timeout` passes.
   static bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s);
 
