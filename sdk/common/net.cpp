@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -286,7 +287,8 @@ class WsServerImpl final : public WsServer {
   void accept() {
     acceptor_.async_accept(ex_, [self = shared(), this](error_code ec, tcp::socket sock) {
       if (stopped_) return;
-      if (!ec) {
+      if (ec) return accept_later();  // out of descriptors, say: do not spin
+      {
         if (waiting_.size() >= opts_.max_waiting) {
           error_code ignore;
           sock.close(ignore);  // overload: the client retries with back-off
@@ -296,6 +298,13 @@ class WsServerImpl final : public WsServer {
         }
       }
       accept();
+    });
+  }
+
+  void accept_later() {
+    auto t = std::make_shared<asio::steady_timer>(ex_, std::chrono::milliseconds(100));
+    t->async_wait([self = shared(), this, t](error_code) {
+      if (!stopped_) accept();
     });
   }
 
@@ -514,7 +523,14 @@ class HttpsServerImpl final : public HttpsServer {
     auto self = std::static_pointer_cast<HttpsServerImpl>(shared_from_this());
     acceptor_.async_accept(ex_, [self](error_code ec, tcp::socket sock) {
       if (self->stopped_) return;
-      if (!ec) self->serve(std::make_shared<Conn>(std::move(sock), *self->ctx_));
+      if (ec) {  // out of descriptors, say: do not spin
+        auto t = std::make_shared<asio::steady_timer>(self->ex_, std::chrono::milliseconds(100));
+        t->async_wait([self, t](error_code) {
+          if (!self->stopped_) self->accept();
+        });
+        return;
+      }
+      self->serve(std::make_shared<Conn>(std::move(sock), *self->ctx_));
       self->accept();
     });
   }

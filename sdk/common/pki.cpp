@@ -105,7 +105,8 @@ Result<Cert> make_leaf(X509* ca, EVP_PKEY* ca_key, EVP_PKEY* pub, X509_NAME* sub
   Result<Cert> r;
   Cert c(X509_new());
   if (!c || X509_set_version(c.get(), 2) != 1 || !random_serial(c.get()) ||
-      !set_validity(c.get(), opts.days, opts.seconds) || X509_set_subject_name(c.get(), subject) != 1 ||
+      !set_validity(c.get(), opts.days, opts.seconds) ||
+      X509_set_subject_name(c.get(), subject) != 1 ||
       X509_set_issuer_name(c.get(), X509_get_subject_name(ca)) != 1 ||
       X509_set_pubkey(c.get(), pub) != 1 ||
       !add_ext(c.get(), ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||

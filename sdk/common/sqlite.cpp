@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <boost/asio/post.hpp>
+
 namespace kedge::sqlite {
 
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
@@ -191,7 +193,12 @@ void GroupCommit::add(const std::function<Status()>& write, std::function<void(S
   } else if (then) {
     waiting_.push_back(std::move(then));
   }
-  if (++writes_ >= max_batch_) flush();
+  // A full batch is committed by a posted task, never inside add(): its
+  // callbacks must not run inside the caller's own code.
+  if (++writes_ == max_batch_)
+    boost::asio::post(ex_, [this, alive = alive_] {
+      if (*alive) flush();
+    });
 }
 
 void GroupCommit::flush() {

@@ -266,6 +266,26 @@ TEST_F(Channel, AnExpiredOrForgedJwtIsRefusedByTheCloud) {
   EXPECT_FALSE(fs::exists(root_ / "edge/data/edgehub/edge.crt"));
 }
 
+// A sync request from the edge is answered by the controller, not by the
+// channel's ACK; and the edge's answer to a cloud request reaches the cloud.
+TEST_F(Channel, SyncRequestsGetTheControllersAnswer) {
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  std::thread controller([&] {
+    auto q =
+        controller_->wait_for([](const Message& m) { return m.route.operation == "query"; }, 10s);
+    if (q) (void)cloud_->send("cloudhub", new_response(*q, "the-answer"));
+  });
+  Message req = make_message("metamanager", "resource", "query", "default/configmap/c");
+  req.header.sync = true;
+  auto [s, resp] = edge_->request("edgehub", std::move(req), 10s);
+  controller.join();
+  ASSERT_TRUE(s) << s.to_string();
+  EXPECT_EQ(resp->content.as_string(), "the-answer");
+  EXPECT_TRUE(metric(*edge_, "kedge_edgehub_outbox 0"));
+}
+
 // A node that misbehaves gets a clear refusal or is disconnected, and the
 // cloud keeps serving the others.
 TEST_F(Channel, BadInputFromOneNodeDoesNotDisturbTheOthers) {

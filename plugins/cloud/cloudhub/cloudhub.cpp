@@ -356,7 +356,9 @@ class CloudHub final : public kedge::Plugin {
     Message& m = d.message;
     upstream_->inc();
     if (m.route.operation == kedge::op::kKeepalive) return;
-    if (m.is_response() && on_ack(node, m)) return;
+    // An ACK ("OK") of a queued message; an answer to a queued request also
+    // ends its resends but goes on to the controller that asked.
+    if (m.is_response() && on_ack(node, m) && m.content == boost::json::value("OK")) return;
     NodeQueue& s = queues_[node];
     if (!m.is_response()) {
       if (s.recent.count(m.header.id)) {
@@ -405,7 +407,8 @@ class CloudHub final : public kedge::Plugin {
   }
 
   void ack_upstream(const net::WsPtr& conn, const Message& m) {
-    if (!cfg_.get_bool("ack_upstream")) return;
+    // A sync request is answered by its controller; that answer is its ACK.
+    if (!cfg_.get_bool("ack_upstream") || m.header.sync) return;
     Message ack = kedge::new_response(m, boost::json::string("OK"));
     ack.route.resource = kedge::channel::trim_for_edge(m.route.resource);
     (void)conn->send(kedge::json::encode(ack) + "\n");
@@ -461,7 +464,7 @@ class CloudHub final : public kedge::Plugin {
     auto old = q.by_key.find(key);
     if (old != q.by_key.end()) {
       const Pending& o = old->second;
-      if (!is_delete && (o.is_delete || (rv != 0 && rv <= o.rv))) {
+      if (!is_delete && rv != 0 && rv <= o.rv) {
         stale_->inc();
         log_->debug("node {}: {} {} is not newer than the queued version; dropped as stale", node,
                     m.route.operation, m.route.resource);
@@ -476,8 +479,16 @@ class CloudHub final : public kedge::Plugin {
                   node, q.by_key.size(), m.route.operation, m.route.resource);
       return;
     }
+    std::string body = kedge::json::encode(m) + "\n";
+    if (body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
+      // It could never be delivered: the edge closes the link on it, forever.
+      overflow_->inc();
+      log_->error("node {}: {} {} is {} bytes, over max_frame_bytes; refused", node,
+                  m.route.operation, m.route.resource, body.size());
+      return;
+    }
     uint64_t seq = next_seq_++;
-    Pending& p = q.by_key[key] = {seq, m.header.id, rv, is_delete, kedge::json::encode(m) + "\n"};
+    Pending& p = q.by_key[key] = {seq, m.header.id, rv, is_delete, std::move(body)};
     update_pending_gauge();
     // Sent once its batch is committed: a cloud restart never forgets what
     // an edge may have seen.

@@ -86,9 +86,10 @@ class EdgeHub final : public kedge::Plugin {
     if (Status s = db_->migrate("edgehub", kSchema); !s) return s;
     auto ins = db_->prepare("INSERT OR IGNORE INTO outbox(msg_id, sync, body) VALUES(?, ?, ?)");
     auto del = db_->prepare("DELETE FROM outbox WHERE seq = ?");
+    // The applied version only moves forward, whatever order ACKs come in.
     auto app = db_->prepare(
-        "INSERT INTO applied(key, rv) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET rv = "
-        "excluded.rv");
+        "INSERT INTO applied(key, rv) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET rv = excluded.rv "
+        "WHERE CAST(excluded.rv AS INTEGER) > CAST(applied.rv AS INTEGER)");
     auto get = db_->prepare("SELECT rv FROM applied WHERE key = ?");
     for (auto* r : {&ins, &del, &app, &get})
       if (!r->status) return r->status;
@@ -147,6 +148,11 @@ class EdgeHub final : public kedge::Plugin {
     }
     auto entry = std::make_shared<OutboxEntry>(
         OutboxEntry{msg->header.id, msg->header.sync, kedge::json::encode(*msg) + "\n", {}, {}});
+    if (entry->body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
+      log_->error("{} {} is {} bytes, over max_frame_bytes; not sent", msg->route.operation,
+                  msg->route.resource, entry->body.size());
+      return;
+    }
     auto seq = std::make_shared<uint64_t>(0);
     commit_->add(
         [&] {
@@ -240,8 +246,32 @@ class EdgeHub final : public kedge::Plugin {
   }
 
   // ---- the link ----
+  // Moves a renewed key and certificate into place (both .new files exist
+  // only once both are complete).
+  void finish_switch() {
+    if (!fs::exists(dir_ / "edge.key.new") || !fs::exists(dir_ / "edge.crt.new")) return;
+    std::error_code ec;
+    fs::rename(dir_ / "edge.key.new", dir_ / "edge.key", ec);
+    fs::rename(dir_ / "edge.crt.new", dir_ / "edge.crt", ec);
+  }
+
+  // An expired certificate cannot renew itself: join again with the token.
+  bool certificate_expired() {
+    auto pem = pki::read_file((dir_ / "edge.crt").string());
+    if (!pem.ok()) return false;
+    auto c = pki::cert_from_pem(pem.value);
+    return c.ok() && pki::not_after(c.value.get()) <= std::chrono::system_clock::now();
+  }
+
   void connect() {
     if (stopped_) return;
+    finish_switch();
+    if (have_certificate() && certificate_expired() &&
+        (!cfg_.get_string("token").empty() || !cfg_.get_string("token_file").empty())) {
+      log_->warn("the certificate has expired; joining again with the token");
+      std::error_code ec;
+      fs::remove(dir_ / "edge.crt", ec);
+    }
     if (!have_certificate()) {
       join([this](Status s) {
         if (stopped_) return;
@@ -379,6 +409,11 @@ class EdgeHub final : public kedge::Plugin {
       return;
     }
     auto tls = net::client_context({ca.value, cert.value, key.value}, true);
+    if (!tls.status) {
+      rotating_ = false;
+      log_->error("certificate renewal: {}", tls.status.message());
+      return;
+    }
     net::https_request(
         ctx_->executor(), tls.ctx, http_server_.host, http_server_.port,
         {"GET", "/edge.crt", {{"NodeName", node_}}, pki::csr_der(csr.value.get()), ""},
@@ -397,14 +432,17 @@ class EdgeHub final : public kedge::Plugin {
             return fail("HTTP " + std::to_string(r.http_status) + ": " + r.body);
           auto renewed = pki::cert_from_der(r.body);
           if (!renewed.ok()) return fail(renewed.status.message());
-          if (Status s = pki::write_file((dir_ / "edge.key").string(),
+          // Both new files are complete before either replaces its old one;
+          // connect() finishes a switch a crash interrupted.
+          if (Status s = pki::write_file((dir_ / "edge.key.new").string(),
                                          pki::key_pem(next_key->get()), true);
               !s)
             return fail(s.message());
-          if (Status s = pki::write_file((dir_ / "edge.crt").string(),
+          if (Status s = pki::write_file((dir_ / "edge.crt.new").string(),
                                          pki::cert_pem(renewed.value.get()), false);
               !s)
             return fail(s.message());
+          finish_switch();
           rotations_->inc();
           rotating_ = false;
           log_->info("certificate renewed; reconnecting with it");
@@ -502,7 +540,10 @@ class EdgeHub final : public kedge::Plugin {
           return set_applied_.run();
         },
         [this, frame = std::move(frame)](Status s) {
-          if (!s) log_->error("cannot record an applied version: {}", s.message());
+          if (!s) {  // no ACK without the record: the cloud sends it again
+            log_->error("cannot record an applied version: {}; not acknowledged", s.message());
+            return;
+          }
           if (conn_) (void)conn_->send(frame);
         });
   }
