@@ -45,13 +45,13 @@ class Channel : public ::testing::Test {
     fs::remove_all(root_);
   }
 
-  void start_cloud() {
+  void start_cloud(const std::string& extra = "") {
     cloud_ = std::make_unique<Harness>(
         "[agent]\nnode_name = \"cloud\"\nlog_level = \"warn\"\nplugin_dirs = [\"" KEDGE_PLUGIN_DIR
         "\"]\n[[plugin]]\nname = \"cloudhub\"\n[plugin.config]\naddress = \"127.0.0.1\"\n"
         "port = " +
             std::to_string(port_) + "\nhttps_port = " + std::to_string(https_port_) +
-            "\nack_timeout_ms = 300\nkeepalive_interval_s = 2\n",
+            "\nack_timeout_ms = 300\nkeepalive_interval_s = 2\n" + extra,
         root_ / "cloud");
     ASSERT_TRUE(cloud_->errors().empty()) << cloud_->errors()[0];
     controller_ = &cloud_->capture("edgecontroller");
@@ -206,6 +206,51 @@ TEST_F(Channel, QueuedOlderVersionsAreReplacedAndSurviveACloudRestart) {
   EXPECT_EQ(got->header.resource_version, "3");
   ack(got);
   EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 0"));
+}
+
+TEST_F(Channel, AnOverflowingQueueMarksTheNodeForAFullResyncThatSurvivesARestart) {
+  start_cloud("max_pending_per_node = 4\n");
+  auto named = [](int i) {
+    Message m = pod("insert", std::to_string(10 + i), "uid-" + std::to_string(i));
+    m.route.resource = "node/edge-1/default/pod/p" + std::to_string(i);
+    return m;
+  };
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(cloud_->send("cloudhub", named(i)));
+  ASSERT_TRUE(metric(*cloud_, "kedge_cloudhub_overflow_total 2"));
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 4"));
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_nodes_awaiting_resync 1"));
+  // A newer version of a queued object still replaces it: no overflow.
+  ASSERT_TRUE(cloud_->send("cloudhub", [&] {
+    Message m = named(0);
+    m.header.resource_version = "99";
+    return m;
+  }()));
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_replaced_total 1"));
+  cloud_.reset();  // the mark is on disk with the queue
+  start_cloud("max_pending_per_node = 4\n");
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_nodes_awaiting_resync 1"));
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  // The queue drains as the edge ACKs; at half full the controllers are asked.
+  for (int got = 0; got < 4; ++got) {
+    auto m = meta_->wait_for([](const Message& x) { return x.route.operation == "insert"; });
+    ASSERT_TRUE(m) << "delivery " << got;
+    ack(m);
+  }
+  auto resync =
+      controller_->wait_for([](const Message& m) { return m.route.operation == "resync"; });
+  ASSERT_TRUE(resync);
+  EXPECT_EQ(resync->route.resource, "node/edge-1");
+  EXPECT_EQ(resync->content.at("node").as_string(), "edge-1");
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_nodes_awaiting_resync 0"));
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_resyncs_total 1"));
+  // Asked once only, also after another restart.
+  cloud_.reset();
+  start_cloud("max_pending_per_node = 4\n");
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_nodes_awaiting_resync 0"));
+  EXPECT_EQ(
+      controller_->wait_for([](const Message& m) { return m.route.operation == "resync"; }, 1s),
+      nullptr);
 }
 
 TEST_F(Channel, ReportsMadeWhileTheCloudIsDownArriveLater) {

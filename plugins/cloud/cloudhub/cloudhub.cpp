@@ -45,6 +45,8 @@ const std::vector<std::string> kSchema = {
     "  rv TEXT NOT NULL, is_delete INTEGER NOT NULL, body TEXT NOT NULL,"
     "  PRIMARY KEY (node, key));"
     "CREATE INDEX downstream_order ON downstream(node, seq);",
+    // Nodes whose queue overflowed: they get a full resync once it drains.
+    "CREATE TABLE resync (node TEXT PRIMARY KEY, since INTEGER NOT NULL);",
 };
 
 class CloudHub final : public kedge::Plugin {
@@ -63,6 +65,12 @@ class CloudHub final : public kedge::Plugin {
     db_ = std::move(db.db);
     if (Status s = db_->migrate("cloudhub", kSchema); !s) return s;
     if (Status s = load_pending(); !s) return s;
+    auto mark = db_->prepare("INSERT OR IGNORE INTO resync(node, since) VALUES(?, ?)");
+    auto unmark = db_->prepare("DELETE FROM resync WHERE node = ?");
+    if (!mark.status) return mark.status;
+    if (!unmark.status) return unmark.status;
+    mark_resync_ = std::move(mark.stmt);
+    unmark_resync_ = std::move(unmark.stmt);
     auto up = db_->prepare(
         "INSERT INTO downstream(node, key, seq, msg_id, rv, is_delete, body) VALUES(?,?,?,?,?,?,?) "
         "ON CONFLICT(node, key) DO UPDATE SET seq = excluded.seq, msg_id = excluded.msg_id, "
@@ -90,7 +98,13 @@ class CloudHub final : public kedge::Plugin {
                              "Upstream messages received again (suppressed)");
     bad_frames_ = &m.counter("kedge_cloudhub_bad_frames_total", "Frames that were not messages");
     overflow_ = &m.counter("kedge_cloudhub_overflow_total",
-                           "Downstream messages refused because a node's queue was full");
+                           "Downstream messages not queued because a node's queue was full "
+                           "(the node is marked for a full resync)");
+    resyncs_ = &m.counter("kedge_cloudhub_resyncs_total",
+                          "Full resyncs asked of the controllers after a queue overflow");
+    resync_gauge_ = &m.gauge("kedge_cloudhub_nodes_awaiting_resync",
+                             "Nodes whose queue overflowed and that await a full resync");
+    resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
     update_pending_gauge();
     return {};
   }
@@ -316,7 +330,44 @@ class CloudHub final : public kedge::Plugin {
     NodeQueue& q = queues_[node];
     for (auto& [id, f] : q.inflight) q.unsent[q.by_key.at(f.key).seq] = f.key;
     q.inflight.clear();
+    maybe_resync(node);
     pump(node);
+  }
+
+  // A node marked after an overflow gets its full resync once its queue is
+  // at most half full: the controllers are asked (op "resync", resource
+  // node/<id>) to send the current version of every object the node should
+  // have, and the list of what exists (docs/channel.md). The mark is cleared
+  // only when the request is committed as handed over.
+  void maybe_resync(const std::string& node) {
+    if (!needs_resync_.count(node)) return;
+    if (queues_[node].by_key.size() * 2 > static_cast<size_t>(cfg_.get_int("max_pending_per_node")))
+      return;
+    boost::json::object content{{"node", node}, {"reason", "downstream queue overflow"}};
+    auto m = kedge::share(
+        kedge::make_message(ctx_->name(), "resource", "resync", "node/" + node, content));
+    bool handed = false;
+    for (auto& mod : controller_modules())
+      if (ctx_->send(mod, m)) handed = true;
+    if (!handed) {
+      log_->warn("node {} awaits a full resync, but no controller took the request", node);
+      return;
+    }
+    needs_resync_.erase(node);
+    resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
+    resyncs_->inc();
+    log_->info("node {}: asked the controllers for a full resync", node);
+    commit_->add([&] {
+      unmark_resync_.reset();
+      unmark_resync_.bind(1, node);
+      return unmark_resync_.run();
+    });
+  }
+
+  std::set<std::string> controller_modules() const {
+    std::set<std::string> modules;
+    for (auto& [g, mod] : routes_) modules.insert(mod);
+    return modules;
   }
 
   void on_closed(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
@@ -337,9 +388,7 @@ class CloudHub final : public kedge::Plugin {
         {"event_type", event}, {"timestamp", kedge::now_ms() / 1000}, {"client_id", node}};
     auto m =
         kedge::share(kedge::make_message(ctx_->name(), "resource", event, "node/" + node, content));
-    std::set<std::string> modules;
-    for (auto& [g, mod] : routes_) modules.insert(mod);
-    for (auto& mod : modules) (void)ctx_->send(mod, m);  // absent controllers are fine
+    for (auto& mod : controller_modules()) (void)ctx_->send(mod, m);  // absent ones are fine
   }
 
   // ---- upstream ----
@@ -432,6 +481,7 @@ class CloudHub final : public kedge::Plugin {
     }
     acked_->inc();
     update_pending_gauge();
+    maybe_resync(node);
     pump(node);
     return true;
   }
@@ -452,6 +502,14 @@ class CloudHub final : public kedge::Plugin {
                        sel.stmt.int64(5) != 0, sel.stmt.text(6)};
       q.unsent[seq] = key;
       next_seq_ = std::max(next_seq_, seq + 1);
+    }
+    auto marks = db_->prepare("SELECT node FROM resync");
+    if (!marks.status) return marks.status;
+    for (;;) {
+      auto r = marks.stmt.step();
+      if (!r.status) return r.status;
+      if (!r.row) break;
+      needs_resync_.insert(marks.stmt.text(0));
     }
     return {};
   }
@@ -474,9 +532,22 @@ class CloudHub final : public kedge::Plugin {
       q.unsent.erase(o.seq);
       q.inflight.erase(o.msg_id);  // its ACK, if it comes, no longer counts
     } else if (q.by_key.size() >= static_cast<size_t>(cfg_.get_int("max_pending_per_node"))) {
+      // True overflow. Nothing queued is dropped, and this message is not
+      // lost either: the node is marked, and once its queue has drained the
+      // controllers send it the current state of everything it should have.
       overflow_->inc();
-      log_->error("node {}: {} messages pending; {} {} refused (the node needs a full resync)",
-                  node, q.by_key.size(), m.route.operation, m.route.resource);
+      if (needs_resync_.insert(node).second) {
+        log_->error(
+            "node {}: {} messages pending; {} {} not queued, the node is marked for a "
+            "full resync",
+            node, q.by_key.size(), m.route.operation, m.route.resource);
+        resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
+        commit_->add([&] {
+          mark_resync_.reset();
+          mark_resync_.bind(1, node).bind(2, kedge::now_ms());
+          return mark_resync_.run();
+        });
+      }
       return;
     }
     std::string body = kedge::json::encode(m) + "\n";
@@ -584,7 +655,8 @@ class CloudHub final : public kedge::Plugin {
   std::string ca_pem_, ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
   std::unique_ptr<kedge::sqlite::Db> db_;
   std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
-  kedge::sqlite::Stmt upsert_, delete_;
+  kedge::sqlite::Stmt upsert_, delete_, mark_resync_, unmark_resync_;
+  std::set<std::string> needs_resync_;
   std::map<std::string, std::string> routes_;  // wire group -> controller module
   std::shared_ptr<net::WsServer> ws_;
   std::shared_ptr<net::HttpsServer> https_;
@@ -593,10 +665,10 @@ class CloudHub final : public kedge::Plugin {
   std::map<std::string, NodeQueue> queues_;
   uint64_t next_seq_ = 1;
   bool stopped_ = true;
-  kedge::Gauge *connected_ = nullptr, *pending_gauge_ = nullptr;
+  kedge::Gauge *connected_ = nullptr, *pending_gauge_ = nullptr, *resync_gauge_ = nullptr;
   kedge::Counter *acked_ = nullptr, *resent_ = nullptr, *replaced_ = nullptr, *stale_ = nullptr,
                  *upstream_ = nullptr, *duplicates_ = nullptr, *bad_frames_ = nullptr,
-                 *overflow_ = nullptr;
+                 *overflow_ = nullptr, *resyncs_ = nullptr;
 };
 
 constexpr kedge::ConfigKey kConfig[] = {
@@ -627,7 +699,7 @@ constexpr kedge::ConfigKey kConfig[] = {
     {"send_window", kedge::ConfigType::kInteger, "1024",
      "Downstream messages in flight per node before waiting for ACKs.", false},
     {"max_pending_per_node", kedge::ConfigType::kInteger, "100000",
-     "Queued downstream messages per node before new ones are refused.", false},
+     "Queued downstream objects per node; past it the node is marked for a full resync.", false},
     {"ack_upstream", kedge::ConfigType::kBool, "true",
      "ACK each upstream message (kedge edges keep an outbox until then).", false},
     {"routes", kedge::ConfigType::kTable,
