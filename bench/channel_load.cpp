@@ -3,8 +3,13 @@
 // mutual TLS and idle. Reports the time to connect them all, the cloud
 // process's resident memory per connected node, and, after the cloud is
 // restarted by the caller, the time until every node is connected again.
+// Every node ACKs each message it receives (as metamanager does); with
+// --expect M the tool then waits for M distinct messages and reports the rate
+// at which they arrived (a controller in the restarted cloud, the loadgen
+// fixture plugin, sends them once all nodes are back).
 //
 //   kedge_channel_load --ca-dir DIR --port P --nodes N --pid CLOUD_PID [--reconnect]
+//                      [--expect M]
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -17,7 +22,10 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
+
+#include "kedge/json_codec.h"
 
 #include "kedge/net.h"
 #include "kedge/pki.h"
@@ -48,6 +56,7 @@ struct Node {
 int main(int argc, char** argv) {
   std::string ca_dir;
   int port = 0, nodes = 100, pid = 0;
+  long expect = 0;
   bool reconnect = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -60,6 +69,8 @@ int main(int argc, char** argv) {
       nodes = std::stoi(next());
     else if (a == "--pid")
       pid = std::stoi(next());
+    else if (a == "--expect")
+      expect = std::stol(next());
     else if (a == "--reconnect")
       reconnect = true;
     else {
@@ -90,6 +101,19 @@ int main(int argc, char** argv) {
   auto ex = boost::asio::make_strand(io);
   int up = 0;
   std::mt19937 rng(1);
+  std::unordered_set<std::string> received;
+  long deliveries = 0;
+  Clock::time_point first_rx{}, last_rx{};
+  auto on_text = [&](const net::WsPtr& c, std::string&& text) {
+    auto d = kedge::json::decode(text);
+    if (!d.status || d.message.is_response() || d.message.route.operation == "keepalive") return;
+    ++deliveries;
+    auto now = Clock::now();
+    if (received.empty()) first_rx = now;
+    if (received.insert(d.message.header.id).second) last_rx = now;
+    (void)c->send(kedge::json::encode(kedge::new_response(d.message, boost::json::string("OK"))) +
+                  "\n");
+  };
   std::function<void(Node&)> dial = [&](Node& n) {
     net::WsClientOptions o;
     o.ws.idle_timeout = std::chrono::seconds(120);
@@ -105,12 +129,16 @@ int main(int argc, char** argv) {
                       n.conn = c;
                       ++n.connects;
                       ++up;
-                      c->start([](std::string&&) {},
-                               [&](const kedge::Status&) {
-                                 --up;
-                                 n.conn = nullptr;
-                                 if (reconnect) dial(n);
-                               });
+                      std::weak_ptr<net::WsConnection> weak = c;
+                      c->start(
+                          [&, weak](std::string&& text) {
+                            if (auto conn = weak.lock()) on_text(conn, std::move(text));
+                          },
+                          [&](const kedge::Status&) {
+                            --up;
+                            n.conn = nullptr;
+                            if (reconnect) dial(n);
+                          });
                     });
   };
   std::thread t([&] {
@@ -149,6 +177,26 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::printf("all %d nodes connected again %.2f s after the first disconnect\n", nodes,
                 std::chrono::duration<double>(Clock::now() - t1).count());
+    std::fflush(stdout);
+  }
+  if (expect > 0) {
+    auto deadline = Clock::now() + std::chrono::seconds(600);
+    long got = 0;
+    while ((got = post_wait([&] { return static_cast<long>(received.size()); })) < expect &&
+           Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto [span, total] = post_wait([&] {
+      return std::make_pair(std::chrono::duration<double>(last_rx - first_rx).count(), deliveries);
+    });
+    if (got < expect) {
+      std::printf("only %ld of %ld messages arrived within 600 s\n", got, expect);
+      std::fflush(stdout);
+      std::_Exit(1);
+    }
+    std::printf(
+        "%ld messages to %d nodes received and ACKed in %.2f s: %.0f msg/s (%ld deliveries "
+        "incl. resends)\n",
+        got, nodes, span, static_cast<double>(got) / span, total);
   }
   std::fflush(stdout);
   std::_Exit(0);  // skip orderly teardown of thousands of connections
