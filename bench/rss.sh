@@ -12,7 +12,8 @@ pid=$!
 sleep "$secs"
 rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
 hwm=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
+anon=$(awk '/^RssAnon/ {print $2}' /proc/$pid/status)
 threads=$(awk '/^Threads/ {print $2}' /proc/$pid/status)
 kill -TERM $pid
 wait $pid
-echo "manifest=$manifest after ${secs}s: VmRSS=${rss} kB VmHWM=${hwm} kB threads=${threads}"
+echo "manifest=$manifest after ${secs}s: VmRSS=${rss} kB (anonymous ${anon} kB) VmHWM=${hwm} kB threads=${threads}"

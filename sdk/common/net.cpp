@@ -14,6 +14,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 
 #include "kedge/pki.h"
+#include "tls_socket.h"
 
 namespace kedge::net {
 
@@ -25,7 +26,9 @@ namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-using WsStream = websocket::stream<TlsStream>;
+// The channel's WebSocket runs on TlsSocket (tls_socket.h: no per-connection
+// buffers while idle); the short-lived HTTPS exchanges on asio's ssl::stream.
+using WsStream = websocket::stream<TlsSocket>;
 
 namespace {
 
@@ -75,9 +78,9 @@ std::string verified_peer_cn(SSL* ssl) {
   return cn;
 }
 
-std::string remote_of(const beast::tcp_stream& s) {
+std::string remote_of(const tcp::socket& s) {
   error_code ec;
-  auto ep = s.socket().remote_endpoint(ec);
+  auto ep = s.remote_endpoint(ec);
   if (ec) return "?";
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
@@ -99,7 +102,7 @@ Status open_acceptor(tcp::acceptor& acceptor, const std::string& address, uint16
 
 class WsConnImpl final : public WsConnection {
  public:
-  WsConnImpl(TlsStream&& tls, WsOptions opts) : ws_(std::move(tls)), opts_(opts) { configure(); }
+  WsConnImpl(TlsSocket&& tls, WsOptions opts) : ws_(std::move(tls)), opts_(opts) { configure(); }
   WsConnImpl(asio::any_io_executor ex, ssl::context& ctx, WsOptions opts)
       : ws_(ex, ctx), opts_(opts) {
     configure();
@@ -163,10 +166,14 @@ class WsConnImpl final : public WsConnection {
  private:
   void shutdown() {
     error_code ec;
-    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
-    beast::get_lowest_layer(ws_).close();
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
   }
 
+ public:
+  tcp::socket& socket() { return ws_.next_layer().next_layer(); }
+
+ private:
   // Reads in pieces so that an oversized message is refused as soon as it
   // passes the limit, before it is buffered whole.
   void read() {
@@ -240,8 +247,7 @@ void set_ws_timeouts(WsStream& ws, const WsOptions& o) {
   ws.set_option(t);
 }
 
-template <class Stream>
-void write_refusal(std::shared_ptr<Stream> s, int status, const std::string& reason,
+void write_refusal(std::shared_ptr<TlsSocket> s, int status, const std::string& reason,
                    std::function<void()> done) {
   auto res =
       std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
@@ -251,8 +257,9 @@ void write_refusal(std::shared_ptr<Stream> s, int status, const std::string& rea
   res->prepare_payload();
   http::async_write(*s, *res, [s, res, done](error_code, size_t) {
     error_code ec;
-    beast::get_lowest_layer(*s).socket().shutdown(tcp::socket::shutdown_both, ec);
-    beast::get_lowest_layer(*s).close();
+    s->notify_close();
+    s->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+    s->next_layer().close(ec);
     done();
   });
 }
@@ -325,29 +332,40 @@ class WsServerImpl final : public WsServer {
   }
 
   struct Pending {
-    explicit Pending(tcp::socket s, ssl::context& ctx) : tls(std::move(s), ctx) {}
-    TlsStream tls;
+    explicit Pending(tcp::socket s, ssl::context& ctx)
+        : tls(std::move(s), ctx), deadline(tls.get_executor()) {}
+    TlsSocket tls;
+    asio::steady_timer deadline;  // TLS handshake and upgrade request
     beast::flat_buffer buf;
     http::request_parser<http::empty_body> parser;
   };
 
   void handshake(tcp::socket sock) {
     auto p = std::make_shared<Pending>(std::move(sock), *ctx_);
-    beast::get_lowest_layer(p->tls).expires_after(opts_.ws.handshake_timeout);
+    if (p->tls.attach()) return handshake_done();
+    p->deadline.expires_after(opts_.ws.handshake_timeout);
+    p->deadline.async_wait([p](error_code ec) {
+      error_code ignore;
+      if (!ec) p->tls.next_layer().close(ignore);  // too slow: the pending step fails
+    });
     p->tls.async_handshake(ssl::stream_base::server, [self = shared(), this, p](error_code ec) {
-      if (ec) return handshake_done();
+      if (ec) {
+        p->deadline.cancel();
+        return handshake_done();
+      }
       p->parser.body_limit(0);
       p->parser.header_limit(16 * 1024);
       http::async_read(p->tls, p->buf, p->parser, [self, this, p](error_code ec2, size_t) {
+        p->deadline.cancel();
         if (ec2) return handshake_done();
         auto& req = p->parser.get();
         if (!websocket::is_upgrade(req)) {
-          auto s = std::shared_ptr<TlsStream>(p, &p->tls);
+          auto s = std::shared_ptr<TlsSocket>(p, &p->tls);
           return write_refusal(s, 400, "expected a WebSocket upgrade",
                                [self, this] { handshake_done(); });
         }
         PeerInfo peer;
-        peer.remote = remote_of(beast::get_lowest_layer(p->tls));
+        peer.remote = remote_of(p->tls.next_layer());
         peer.cert_cn = verified_peer_cn(p->tls.native_handle());
         peer.target = std::string(req.target());
         for (auto& f : req)
@@ -357,10 +375,9 @@ class WsServerImpl final : public WsServer {
                                                        std::to_string(opts_.max_connections) + ")")
                           : admit_(peer);
         if (a.http_status) {
-          auto s = std::shared_ptr<TlsStream>(p, &p->tls);
+          auto s = std::shared_ptr<TlsSocket>(p, &p->tls);
           return write_refusal(s, a.http_status, a.reason, [self, this] { handshake_done(); });
         }
-        beast::get_lowest_layer(p->tls).expires_never();
         auto conn = std::make_shared<WsConnImpl>(std::move(p->tls), opts_.ws);
         conn->peer_ = std::move(peer);
         set_ws_timeouts(conn->stream(), opts_.ws);
@@ -459,30 +476,72 @@ void tls_connect(std::shared_ptr<tcp::resolver> resolver, TlsStream& tls, const 
 void ws_connect(asio::any_io_executor ex, SslContext ctx, const std::string& host, uint16_t port,
                 const std::string& target, std::map<std::string, std::string> headers,
                 const WsClientOptions& opts, std::function<void(Status, WsPtr)> on_done) {
-  auto conn = std::make_shared<WsConnImpl>(ex, *ctx, opts.ws);
-  auto resolver = std::make_shared<tcp::resolver>(ex);
-  auto done = std::make_shared<std::function<void(Status, WsPtr)>>(std::move(on_done));
-  auto fail = [done, conn, ctx](Status s) {
-    error_code ec;
-    beast::get_lowest_layer(conn->stream()).close();
-    (*done)(std::move(s), nullptr);
+  struct Op {
+    Op(asio::any_io_executor e, ssl::context& c, const WsOptions& o)
+        : conn(std::make_shared<WsConnImpl>(e, c, o)), resolver(e), deadline(e) {}
+    std::shared_ptr<WsConnImpl> conn;
+    tcp::resolver resolver;
+    asio::steady_timer deadline;  // resolve, connect and TLS handshake
+    std::function<void(Status, WsPtr)> done;
+    void fail(Status s) {
+      deadline.cancel();
+      error_code ec;
+      conn->socket().close(ec);
+      if (auto d = std::move(done)) d(std::move(s), nullptr);
+    }
   };
-  TlsStream& tls = conn->stream().next_layer();
+  auto op = std::make_shared<Op>(ex, *ctx, opts.ws);
+  op->done = std::move(on_done);
+  std::string where = host + ":" + std::to_string(port);
+  op->deadline.expires_after(opts.connect_timeout);
+  op->deadline.async_wait([op](error_code ec) {
+    if (ec) return;
+    op->resolver.cancel();
+    error_code ignore;
+    op->conn->socket().close(ignore);  // the pending step fails with operation_aborted
+  });
   bool verify = SSL_CTX_get_verify_mode(ctx->native_handle()) != SSL_VERIFY_NONE;
-  tls_connect(resolver, tls, host, port, opts.connect_timeout, verify, fail,
-              [conn, host, port, target, headers, opts, done, fail, ctx] {
-                beast::get_lowest_layer(conn->stream()).expires_never();
-                set_ws_timeouts(conn->stream(), opts.ws);
-                conn->stream().set_option(
-                    websocket::stream_base::decorator([headers](websocket::request_type& req) {
-                      for (auto& [k, v] : headers) req.set(k, v);
-                    }));
-                conn->stream().async_handshake(
-                    host + ":" + std::to_string(port), target, [conn, done, fail](error_code ec) {
-                      if (ec) return fail(net_error("WebSocket handshake failed", ec));
-                      (*done)({}, conn);
-                    });
-              });
+  auto timed_out = [op] { return op->deadline.expiry() <= asio::steady_timer::clock_type::now(); };
+  op->resolver.async_resolve(
+      host, std::to_string(port), [=](error_code ec, tcp::resolver::results_type results) {
+        if (ec) return op->fail(net_error("cannot resolve " + host, ec));
+        asio::async_connect(op->conn->socket(), results, [=](error_code ec2, const tcp::endpoint&) {
+          if (ec2)
+            return op->fail(net_error("cannot connect to " + where,
+                                      timed_out() ? error_code(asio::error::timed_out) : ec2));
+          TlsSocket& tls = op->conn->stream().next_layer();
+          if (error_code ec3 = tls.attach()) return op->fail(net_error("socket setup", ec3));
+          SSL* ssl = tls.native_handle();
+          // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+          SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                   const_cast<char*>(host.c_str()));
+          if (verify) {
+            X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+            X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            error_code not_ip;
+            asio::ip::make_address(host, not_ip);
+            int ok = not_ip ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0)
+                            : X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+            if (ok != 1) return op->fail(invalid_argument("cannot verify host name " + host));
+          }
+          tls.async_handshake(ssl::stream_base::client, [=](error_code ec4) {
+            if (ec4)
+              return op->fail(net_error("TLS handshake with " + where + " failed",
+                                        timed_out() ? error_code(asio::error::timed_out) : ec4));
+            op->deadline.cancel();
+            auto conn = op->conn;
+            set_ws_timeouts(conn->stream(), opts.ws);
+            conn->stream().set_option(
+                websocket::stream_base::decorator([headers](websocket::request_type& req) {
+                  for (auto& [k, v] : headers) req.set(k, v);
+                }));
+            conn->stream().async_handshake(where, target, [op](error_code ec5) {
+              if (ec5) return op->fail(net_error("WebSocket handshake failed", ec5));
+              if (auto d = std::move(op->done)) d({}, op->conn);
+            });
+          });
+        });
+      });
 }
 
 // ---- HTTPS ----

@@ -59,9 +59,10 @@ class NetTest : public ::testing::Test {
 
   // Starts a server requiring client certificates; admits a node whose
   // node_id header matches its certificate's CN.
-  void start_server(WsServer::Options opts = {}) {
+  void start_server(WsServer::Options opts = {}, std::optional<TlsMaterial> identity = {}) {
     auto ctx =
-        server_context(pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"), ClientCert::kRequired);
+        server_context(identity ? *identity : pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"),
+                       ClientCert::kRequired);
     ASSERT_TRUE(ctx.status) << ctx.status.message();
     server_ = WsServer::create(ex_, ctx.ctx, opts);
     Status s = run([&] {
@@ -88,10 +89,10 @@ class NetTest : public ::testing::Test {
   }
 
   std::pair<Status, WsPtr> connect(const TlsMaterial& m, const std::string& node,
-                                   WsClientOptions o = {}) {
+                                   WsClientOptions o = {}, const std::string& host = "127.0.0.1") {
     auto ctx = client_context(m);
     std::promise<std::pair<Status, WsPtr>> p;
-    ws_connect(ex_, ctx.ctx, "127.0.0.1", server_->port(),
+    ws_connect(ex_, ctx.ctx, host, server_->port(),
                "/e632aba927ea4ac2b575ec1603d56f10/" + node + "/events",
                {{"node_id", node}, {"project_id", "e632aba927ea4ac2b575ec1603d56f10"}}, o,
                [&](Status s, WsPtr c) {
@@ -165,6 +166,55 @@ TEST_F(NetTest, ClientRefusesAServerFromAnotherCa) {
   auto [s, c] = connect(m, "edge-1");
   EXPECT_FALSE(s);
   EXPECT_THAT(s.message(), HasSubstr("TLS handshake"));
+}
+
+TEST_F(NetTest, ClientChecksTheServerNameAgainstTheCertificate) {
+  // Signed by the right CA, but for other names.
+  pki::Key k = pki::generate_key();
+  pki::SignOptions o;
+  o.usages = pki::kServerAuth;
+  o.ips = {"10.9.9.9"};
+  o.dns_names = {"cloud.example"};
+  auto cert = pki::issue(pki_.ca.get(), pki_.ca_key.get(), k.get(), {"KubeEdge", "KubeEdge"}, o);
+  start_server({},
+               TlsMaterial{pki_.ca_pem, pki::cert_pem(cert.value.get()), pki::key_pem(k.get())});
+  TlsMaterial m = pki_.leaf("system:node:edge-1", pki::kClientAuth);
+  auto [s1, c1] = connect(m, "edge-1");  // by IP
+  EXPECT_FALSE(s1);
+  EXPECT_THAT(s1.message(), HasSubstr("TLS handshake"));
+  auto [s2, c2] = connect(m, "edge-1", {}, "localhost");  // by name
+  EXPECT_FALSE(s2);
+  EXPECT_THAT(s2.message(), HasSubstr("TLS handshake"));
+}
+
+TEST_F(NetTest, ConnectsByDnsNameAndCarriesLargeFramesAndBursts) {
+  start_server();
+  auto [s, c] =
+      connect(pki_.leaf("system:node:edge-1", pki::kClientAuth), "edge-1", {}, "localhost");
+  ASSERT_TRUE(s) << s.message();
+  // A 3 MiB frame spans many TLS records; 2,000 small frames go as a burst.
+  std::string big(3 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 4099) big[i] = static_cast<char>('a' + i % 26);
+  std::vector<std::string> got;
+  std::promise<void> all;
+  run([&] {
+    c->start(
+        [&](std::string&& t) {
+          got.push_back(std::move(t));
+          if (got.size() == 2001) all.set_value();
+        },
+        [](const Status&) {});
+    EXPECT_TRUE(c->send(big));
+    for (int i = 0; i < 2000; ++i) EXPECT_TRUE(c->send("m" + std::to_string(i)));
+    return 0;
+  });
+  ASSERT_EQ(all.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  run([&] {
+    EXPECT_EQ(got[0], "echo:" + big);
+    for (int i = 0; i < 2000; ++i)
+      EXPECT_EQ(got[static_cast<size_t>(i) + 1], "echo:m" + std::to_string(i));
+    return 0;
+  });
 }
 
 TEST_F(NetTest, SilentPeerIsClosedWithinTheIdleTimeout) {
