@@ -1,4 +1,5 @@
 // kedge: the agent executable. `kedge run MANIFEST` hosts the kernel.
+#include <dlfcn.h>
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
@@ -9,7 +10,6 @@
 #include "kedge/core/loader.h"
 #include "kedge/core/manifest.h"
 #include "kedge/core/resolve.h"
-#include "kedge/pki.h"
 #include "kedge/plugin.h"
 #include "kedge/version.h"
 
@@ -170,69 +170,28 @@ int cmd_plugins(const std::vector<std::string>& args) {
   return 0;
 }
 
-int cmd_token(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] != "create") {
-    std::cerr
-        << "error: usage: kedge token create (--manifest FILE | --ca-dir DIR) [--ttl-hours N]\n";
-    return kExitUsage;
-  }
-  fs::path ca_dir;
-  int64_t ttl_hours = 24;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (i + 1 >= args.size()) {
-      std::cerr << "error: " << args[i] << " needs a value\n";
-      return kExitUsage;
-    }
-    const std::string& v = args[++i];
-    if (args[i - 1] == "--ca-dir") {
-      ca_dir = v;
-    } else if (args[i - 1] == "--manifest") {
-      ManifestResult mr = parse_manifest_file(v);
-      if (!mr.ok()) {
-        print_errors(mr.errors);
-        return kExitUsage;
-      }
-      ca_dir = mr.manifest->agent.data_dir / "cloudhub";
-    } else if (args[i - 1] == "--ttl-hours") {
-      try {
-        ttl_hours = std::stoll(v);
-      } catch (...) {
-        ttl_hours = 0;
-      }
-      if (ttl_hours <= 0) {
-        std::cerr << "error: --ttl-hours: expected a positive number of hours, got '" << v << "'\n";
-        return kExitUsage;
-      }
-    } else {
-      std::cerr << "error: unknown argument '" << args[i - 1] << "'\n";
-      return kExitUsage;
-    }
-  }
-  if (ca_dir.empty()) {
-    std::cerr << "error: kedge token create needs --manifest FILE or --ca-dir DIR\n";
-    return kExitUsage;
-  }
-  auto ca = pki::read_file((ca_dir / "ca.crt").string());
-  auto key = pki::read_file((ca_dir / "ca.key").string());
-  if (!ca.ok() || !key.ok()) {
-    std::cerr << "error: " << (ca.ok() ? key.status.message() : ca.status.message())
-              << " (has cloudhub run once to create its CA?)\n";
+// Commands that need TLS, SQLite and the like live in libkedge_tools.so,
+// loaded only when one of them runs: `kedge run` stays free of those
+// libraries unless its plugins use them.
+int cmd_tool(const std::vector<std::string>& args) {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  fs::path lib = (exe.parent_path() / ".." / KEDGE_INSTALL_LIBDIR / "kedge" / "libkedge_tools.so")
+                     .lexically_normal();
+  void* h = ::dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    std::cerr << "error: cannot load " << lib.string() << ": " << ::dlerror() << "\n";
     return 1;
   }
-  auto cert = pki::cert_from_pem(ca.value);
-  auto k = pki::key_from_pem(key.value);
-  if (!cert.ok() || !k.ok()) {
-    std::cerr << "error: " << (ca_dir / (cert.ok() ? "ca.key" : "ca.crt")).string() << ": "
-              << (cert.ok() ? k.status.message() : cert.status.message()) << "\n";
+  using Main = int (*)(int, const char* const*);
+  auto entry = reinterpret_cast<Main>(::dlsym(h, "kedge_tools_main"));
+  if (!entry) {
+    std::cerr << "error: " << lib.string() << " has no kedge_tools_main\n";
     return 1;
   }
-  int64_t exp = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count() +
-                ttl_hours * 3600;
-  std::cout << pki::sha256_hex(pki::cert_der(cert.value.get())) << "."
-            << pki::jwt_hs256(pki::key_sec1_der(k.value.get()), exp) << "\n";
-  return 0;
+  std::vector<const char*> argv;
+  for (auto& a : args) argv.push_back(a.c_str());
+  return entry(static_cast<int>(argv.size()), argv.data());
 }
 
 }  // namespace
@@ -256,7 +215,7 @@ int main(int argc, char** argv) {
       return cmd == "run" ? cmd_run(rest[0]) : cmd_check(rest[0]);
     }
     if (cmd == "plugins") return cmd_plugins(rest);
-    if (cmd == "token") return cmd_token(rest);
+    if (cmd == "token") return cmd_tool(args);
     std::cerr << "error: unknown command '" << cmd << "'\n";
     return usage(std::cerr, kExitUsage);
   } catch (const std::exception& e) {

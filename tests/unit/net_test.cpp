@@ -214,7 +214,12 @@ TEST_F(NetTest, ConnectsByDnsNameAndCarriesLargeFramesAndBursts) {
     for (int i = 0; i < 2000; ++i)
       EXPECT_EQ(got[static_cast<size_t>(i) + 1], "echo:m" + std::to_string(i));
     return 0;
+  });  run([&] {
+    c->close({Code::kUnavailable, "done"});
+    return 0;
   });
+  EXPECT_EQ(server_closed_.get_future().wait_for(std::chrono::seconds(5)),
+            std::future_status::ready);
 }
 
 TEST_F(NetTest, SilentPeerIsClosedWithinTheIdleTimeout) {

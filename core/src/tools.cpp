@@ -1,0 +1,100 @@
+// libkedge_tools.so: the kedge commands that need more than the kernel
+// (TLS, certificates), loaded by the kedge executable only when one of them
+// runs. Entry point: kedge_tools_main(argc, argv), argv[0] being the command.
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "kedge/core/manifest.h"
+#include "kedge/export.h"
+#include "kedge/pki.h"
+
+namespace fs = std::filesystem;
+using namespace kedge;
+using namespace kedge::core;
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+int cmd_token(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "create") {
+    std::cerr
+        << "error: usage: kedge token create (--manifest FILE | --ca-dir DIR) [--ttl-hours N]\n";
+    return kExitUsage;
+  }
+  fs::path ca_dir;
+  int64_t ttl_hours = 24;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (i + 1 >= args.size()) {
+      std::cerr << "error: " << args[i] << " needs a value\n";
+      return kExitUsage;
+    }
+    const std::string& v = args[++i];
+    if (args[i - 1] == "--ca-dir") {
+      ca_dir = v;
+    } else if (args[i - 1] == "--manifest") {
+      ManifestResult mr = parse_manifest_file(v);
+      if (!mr.ok()) {
+        for (const auto& e : mr.errors) std::cerr << "error: " << e << "\n";
+        return kExitUsage;
+      }
+      ca_dir = mr.manifest->agent.data_dir / "cloudhub";
+    } else if (args[i - 1] == "--ttl-hours") {
+      try {
+        ttl_hours = std::stoll(v);
+      } catch (...) {
+        ttl_hours = 0;
+      }
+      if (ttl_hours <= 0) {
+        std::cerr << "error: --ttl-hours: expected a positive number of hours, got '" << v << "'\n";
+        return kExitUsage;
+      }
+    } else {
+      std::cerr << "error: unknown argument '" << args[i - 1] << "'\n";
+      return kExitUsage;
+    }
+  }
+  if (ca_dir.empty()) {
+    std::cerr << "error: kedge token create needs --manifest FILE or --ca-dir DIR\n";
+    return kExitUsage;
+  }
+  auto ca = pki::read_file((ca_dir / "ca.crt").string());
+  auto key = pki::read_file((ca_dir / "ca.key").string());
+  if (!ca.ok() || !key.ok()) {
+    std::cerr << "error: " << (ca.ok() ? key.status.message() : ca.status.message())
+              << " (has cloudhub run once to create its CA?)\n";
+    return 1;
+  }
+  auto cert = pki::cert_from_pem(ca.value);
+  auto k = pki::key_from_pem(key.value);
+  if (!cert.ok() || !k.ok()) {
+    std::cerr << "error: " << (ca_dir / (cert.ok() ? "ca.key" : "ca.crt")).string() << ": "
+              << (cert.ok() ? k.status.message() : cert.status.message()) << "\n";
+    return 1;
+  }
+  int64_t exp = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count() +
+                ttl_hours * 3600;
+  std::cout << pki::sha256_hex(pki::cert_der(cert.value.get())) << "."
+            << pki::jwt_hs256(pki::key_sec1_der(k.value.get()), exp) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+extern "C" KEDGE_EXPORT int kedge_tools_main(int argc, const char* const* argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  try {
+    if (!args.empty() && args[0] == "token")
+      return cmd_token(std::vector<std::string>(args.begin() + 1, args.end()));
+    std::cerr << "error: unknown command '" << (args.empty() ? "" : args[0]) << "'\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
