@@ -18,6 +18,9 @@ const char* code_name(Code c) {
     case Code::kUnavailable: return "unavailable";
     case Code::kFailedPrecondition: return "failed precondition";
     case Code::kInternal: return "internal error";
+    case Code::kAlreadyExists: return "already exists";
+    case Code::kConflict: return "conflict";
+    case Code::kGone: return "gone";
   }
   return "unknown";
 }

@@ -18,6 +18,9 @@ enum class Code {
   kUnavailable,      // the target exists but cannot take work now (stopped, failed)
   kFailedPrecondition,
   kInternal,
+  kAlreadyExists,  // create of something that exists
+  kConflict,       // optimistic concurrency: the version given is not the current one
+  kGone,           // a version older than what is kept (e.g. a compacted watch start)
 };
 
 KEDGE_EXPORT const char* code_name(Code c);
