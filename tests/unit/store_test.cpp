@@ -4,10 +4,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <thread>
 
+#include "kedge/testing/harness.h"
 #include "store.h"
 
 namespace kedge::store {
@@ -22,9 +29,113 @@ struct Backend {
   std::function<Result<std::unique_ptr<Store>>(const fs::path& dir, int64_t history)> open;
 };
 
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+
+// One real etcd (Debian's etcd-server) for the whole test program, on free
+// loopback ports with a temporary data dir; each test works under a key
+// prefix of its own.
+class EtcdProcess {
+ public:
+  static EtcdProcess& get() {
+    static EtcdProcess p;
+    return p;
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& error() const { return error_; }
+  ~EtcdProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+ private:
+  EtcdProcess() {
+    dir_ = fs::temp_directory_path() / ("kedge-etcd-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    client_ = testing::Harness::free_port();
+    peer_ = testing::Harness::free_port();
+    endpoint_ = "127.0.0.1:" + std::to_string(client_);
+    launch();
+  }
+
+ public:
+  // Stops etcd (SIGKILL: a crash) and, if `again`, starts it on the same
+  // ports and data.
+  void kill_and_restart(bool again = true) {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    if (again) launch();
+  }
+
+ private:
+  void launch() {
+    error_.clear();
+    std::string curl = "http://" + endpoint_, purl = "http://127.0.0.1:" + std::to_string(peer_);
+    std::vector<std::string> args = {"etcd",
+                                     "--name=kedge-test",
+                                     "--data-dir=" + (dir_ / "data").string(),
+                                     "--listen-client-urls=" + curl,
+                                     "--advertise-client-urls=" + curl,
+                                     "--listen-peer-urls=" + purl,
+                                     "--initial-advertise-peer-urls=" + purl,
+                                     "--initial-cluster=kedge-test=" + purl,
+                                     "--log-outputs=stderr"};
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::string log = (dir_ / "etcd.log").string();
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp("etcd", argv.data());
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {  // up to 10 s
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        error_ =
+            "etcd exited at start (is etcd-server installed?), status " + std::to_string(status);
+        return;
+      }
+      EtcdOptions o;
+      o.endpoints = {endpoint_};
+      o.timeout = std::chrono::milliseconds(200);
+      if (open_etcd(o).ok()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    error_ = "etcd did not answer at " + endpoint_ + " within 10 s";
+  }
+  fs::path dir_;
+  std::string endpoint_, error_;
+  uint16_t client_ = 0, peer_ = 0;
+  pid_t pid_ = -1;
+};
+
 std::vector<Backend> Backends() {
-  return {{"sqlite", [](const fs::path& dir, int64_t history) {
+  return {{"sqlite",
+           [](const fs::path& dir, int64_t history) {
              return open_sqlite({(dir / "store.db").string(), history, false});
+           }},
+          {"etcd", [](const fs::path& dir, int64_t history) -> Result<std::unique_ptr<Store>> {
+             auto& etcd = EtcdProcess::get();
+             if (!etcd.error().empty()) return {{Code::kUnavailable, etcd.error()}};
+             EtcdOptions o;
+             o.endpoints = {etcd.endpoint()};
+             o.prefix = "/" + dir.filename().string();  // one namespace per test
+             o.history = history;
+             return open_etcd(o);
            }}};
 }
 
@@ -62,9 +173,10 @@ struct Recorder {
 class StoreConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kedge-store-" + std::to_string(::getpid()) + "-" + GetParam().name + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // (A parametrized test's name is "Name/backend": no slashes in paths.)
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(test.begin(), test.end(), '/', '-');
+    dir_ = fs::temp_directory_path() / ("kedge-store-" + std::to_string(::getpid()) + "-" + test);
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     reopen();
@@ -122,6 +234,7 @@ TEST_P(StoreConformance, UpdateIsOptimistic) {
 TEST_P(StoreConformance, RemoveIsOptimisticAndReturnsTheObject) {
   auto c = store_->create("/k", "v1");
   auto u = store_->update("/k", "v2", 0);
+  ASSERT_TRUE(u.ok()) << u.status.message();
   EXPECT_EQ(store_->remove("/k", c.value).status.code(), Code::kConflict);
   auto d = store_->remove("/k", u.value);
   ASSERT_TRUE(d.ok()) << d.status.message();
@@ -264,6 +377,92 @@ TEST_P(StoreConformance, AWatchOlderThanTheHistoryIsGone) {
   auto recent = store_->watch("/h/", store_->revision() - 3, rec.on_event());
   ASSERT_TRUE(recent.ok()) << recent.status.message();
   EXPECT_EQ(rec.wait_for(3).size(), 3u);
+}
+
+// etcd only: what several cloud replicas and etcd's own failures need.
+class EtcdStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(EtcdProcess::get().error(), ""); }
+  static Result<std::unique_ptr<Store>> open(const std::string& prefix) {
+    EtcdOptions o;
+    o.endpoints = {EtcdProcess::get().endpoint()};
+    o.prefix = prefix;
+    o.timeout = std::chrono::milliseconds(3000);
+    return open_etcd(o);
+  }
+};
+
+TEST_F(EtcdStoreTest, TwoStoresOnOneEtcdShareObjectsRevisionsAndWatches) {
+  auto a = open("/shared-" + std::to_string(::getpid()));
+  auto b = open("/shared-" + std::to_string(::getpid()));
+  ASSERT_TRUE(a.ok() && b.ok());
+  Recorder seen_by_b;
+  auto w = b.value->watch("/registry/", 0, seen_by_b.on_event());
+  ASSERT_TRUE(w.ok());
+  auto c = a.value->create("/registry/pods/ns/p", "v1");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(b.value->get("/registry/pods/ns/p").value.value, "v1");
+  // b updates with the revision a's write produced; a's stale write loses.
+  ASSERT_TRUE(b.value->update("/registry/pods/ns/p", "v2", c.value).ok());
+  EXPECT_EQ(a.value->update("/registry/pods/ns/p", "v3", c.value).status.code(), Code::kConflict);
+  auto got = seen_by_b.wait_for(2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].key, "/registry/pods/ns/p");  // without the store prefix
+  EXPECT_EQ(got[1].value, "v2");
+  // A third store under another prefix sees none of it.
+  auto other = open("/other-" + std::to_string(::getpid()));
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other.value->list("/registry/").value.items.empty());
+}
+
+TEST_F(EtcdStoreTest, AWatchEndsWhenEtcdDiesAndResumesFromItsLastRevisionAfterwards) {
+  auto s = open("/restart-" + std::to_string(::getpid()));
+  ASSERT_TRUE(s.ok());
+  Recorder rec;
+  auto w = s.value->watch("/r/", 0, rec.on_event(), rec.on_end());
+  ASSERT_TRUE(w.ok());
+  auto r1 = s.value->create("/r/a", "1");
+  ASSERT_EQ(rec.wait_for(1).size(), 1u);
+  EtcdProcess::get().kill_and_restart(false);
+  for (int i = 0; i < 500 &&
+                  [&] {
+                    std::lock_guard lock(rec.mu);
+                    return rec.ends.empty();
+                  }();
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  {
+    std::lock_guard lock(rec.mu);
+    ASSERT_EQ(rec.ends.size(), 1u);
+    EXPECT_EQ(rec.ends[0].code(), Code::kUnavailable);
+  }
+  // Writes fail with a clear error while etcd is down.
+  auto down = s.value->create("/r/b", "2");
+  EXPECT_FALSE(down.ok());
+  EXPECT_THAT(down.status.message(), ::testing::HasSubstr("etcd"));
+  EtcdProcess::get().kill_and_restart(true);
+  ASSERT_EQ(EtcdProcess::get().error(), "");
+  // The same store object works again; a new watch from the last revision
+  // seen gets exactly what happened since.
+  auto r2 = s.value->create("/r/b", "2");
+  ASSERT_TRUE(r2.ok()) << r2.status.message();
+  Recorder again;
+  auto w2 = s.value->watch("/r/", r1.value, again.on_event());
+  ASSERT_TRUE(w2.ok()) << w2.status.message();
+  auto got = again.wait_for(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].key, "/r/b");
+  EXPECT_EQ(got[0].rev, r2.value);
+}
+
+TEST_F(EtcdStoreTest, AnUnreachableEtcdIsAClearError) {
+  EtcdOptions o;
+  o.endpoints = {"127.0.0.1:" + std::to_string(testing::Harness::free_port())};
+  o.timeout = std::chrono::milliseconds(300);
+  auto s = open_etcd(o);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.status.message(), ::testing::HasSubstr("cannot reach etcd at " + o.endpoints[0]));
+  EXPECT_EQ(open_etcd({}).status.code(), Code::kInvalidArgument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(Backends()),

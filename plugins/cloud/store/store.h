@@ -16,6 +16,7 @@
 // or call back into the store; post to your own executor.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -100,5 +101,14 @@ struct SqliteOptions {
   bool synchronous_full = true;
 };
 Result<std::unique_ptr<Store>> open_sqlite(const SqliteOptions& o);
+
+struct EtcdOptions {
+  std::vector<std::string> endpoints;       // host:port of etcd's client URL (plain gRPC)
+  std::string prefix = "/kedge";            // every key is stored under it
+  int64_t history = 100000;                 // revisions kept before compaction
+  std::chrono::milliseconds timeout{5000};  // per request
+};
+// Fails (naming the endpoint) if etcd does not answer within the timeout.
+Result<std::unique_ptr<Store>> open_etcd(const EtcdOptions& o);
 
 }  // namespace kedge::store
