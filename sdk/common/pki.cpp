@@ -446,4 +446,48 @@ Result<std::string> read_file(const std::string& path) {
   return {{}, ss.str()};
 }
 
+Result<Ca> load_or_create_ca(const std::string& dir) {
+  std::string ca_path = dir + "/ca.crt", key_path = dir + "/ca.key";
+  auto ca = read_file(ca_path);
+  auto key = read_file(key_path);
+  Result<Ca> out;
+  if (ca.ok() != key.ok()) {
+    out.status = invalid_argument("found only one of " + ca_path + " and " + key_path);
+    return out;
+  }
+  if (!ca.ok()) {
+    Key k = generate_key();
+    auto c = make_ca(k.get(), {"KubeEdge", ""});
+    if (!c.ok()) {
+      out.status = c.status;
+      return out;
+    }
+    if (Status s = write_file(key_path, key_pem(k.get()), true); !s) {
+      out.status = s;
+      return out;
+    }
+    if (Status s = write_file(ca_path, cert_pem(c.value.get()), false); !s) {
+      out.status = s;
+      return out;
+    }
+    out.value.created = true;
+    ca = read_file(ca_path);
+    key = read_file(key_path);
+  }
+  auto cert = cert_from_pem(ca.value);
+  auto k = key_from_pem(key.value);
+  if (!cert.ok()) {
+    out.status = invalid_argument(ca_path + ": " + cert.status.message());
+    return out;
+  }
+  if (!k.ok()) {
+    out.status = invalid_argument(key_path + ": " + k.status.message());
+    return out;
+  }
+  out.value.cert = std::move(cert.value);
+  out.value.key = std::move(k.value);
+  out.value.pem = ca.value;
+  return out;
+}
+
 }  // namespace kedge::pki

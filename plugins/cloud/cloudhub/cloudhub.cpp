@@ -181,28 +181,12 @@ class CloudHub final : public kedge::Plugin {
  private:
   // ---- PKI ----
   Status load_or_create_pki() {
-    auto ca_path = (dir_ / "ca.crt").string(), ca_key_path = (dir_ / "ca.key").string();
-    auto ca = pki::read_file(ca_path);
-    auto ca_key = pki::read_file(ca_key_path);
-    if (ca.ok() != ca_key.ok())
-      return kedge::invalid_argument("found only one of " + ca_path + " and " + ca_key_path);
-    if (!ca.ok()) {
-      pki::Key k = pki::generate_key();
-      auto c = pki::make_ca(k.get(), {"KubeEdge", ""});
-      if (!c.ok()) return c.status;
-      if (Status s = pki::write_file(ca_key_path, pki::key_pem(k.get()), true); !s) return s;
-      if (Status s = pki::write_file(ca_path, pki::cert_pem(c.value.get()), false); !s) return s;
-      log_->info("created the cloud CA in {}", ca_path);
-      ca = pki::read_file(ca_path);
-      ca_key = pki::read_file(ca_key_path);
-    }
-    auto cert = pki::cert_from_pem(ca.value);
-    auto key = pki::key_from_pem(ca_key.value);
-    if (!cert.ok()) return kedge::invalid_argument(ca_path + ": " + cert.status.message());
-    if (!key.ok()) return kedge::invalid_argument(ca_key_path + ": " + key.status.message());
-    ca_ = std::move(cert.value);
-    ca_key_ = std::move(key.value);
-    ca_pem_ = ca.value;
+    auto ca = pki::load_or_create_ca(dir_.string());
+    if (!ca.ok()) return ca.status;
+    if (ca.value.created) log_->info("created the cloud CA in {}", (dir_ / "ca.crt").string());
+    ca_ = std::move(ca.value.cert);
+    ca_key_ = std::move(ca.value.key);
+    ca_pem_ = ca.value.pem;
     ca_der_ = pki::cert_der(ca_.get());
     jwt_secret_ = pki::key_sec1_der(ca_key_.get());
 

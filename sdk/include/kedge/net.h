@@ -160,6 +160,47 @@ class KEDGE_EXPORT HttpsServer : public std::enable_shared_from_this<HttpsServer
   virtual void stop() = 0;
 };
 
+// ---- HTTP(S) server with keep-alive and streamed responses ----
+
+// One request being answered. Reply once, or stream: begin_stream() sends
+// the head with chunked transfer encoding, write() sends chunks, end() the
+// last one. Use it from the server's executor.
+class KEDGE_EXPORT HttpExchange {
+ public:
+  virtual ~HttpExchange() = default;
+  virtual const HttpRequest& request() const = 0;
+  virtual void reply(HttpResponse r) = 0;
+  virtual void begin_stream(int status, const std::string& content_type) = 0;
+  // kFull if more than Options::max_stream_queue bytes wait (a slow reader:
+  // the caller should end the stream); kUnavailable once the peer is gone.
+  virtual Status write(std::string chunk) = 0;
+  virtual void end() = 0;
+  // Called once when the connection closes while streaming (or at once if
+  // it already has).
+  virtual void on_closed(std::function<void()> f) = 0;
+  virtual bool closed() const = 0;
+};
+using ExchangePtr = std::shared_ptr<HttpExchange>;
+
+class KEDGE_EXPORT HttpServer : public std::enable_shared_from_this<HttpServer> {
+ public:
+  using Handler = std::function<void(ExchangePtr)>;
+  struct Options {
+    std::chrono::milliseconds handshake_timeout = 10s;
+    std::chrono::milliseconds idle_timeout = 90s;  // between requests on a kept-alive connection
+    size_t max_body = 3 << 20;                     // Kubernetes' request limit
+    size_t max_connections = 4096;
+    size_t max_stream_queue = 16 << 20;
+  };
+  static std::shared_ptr<HttpServer> create(boost::asio::any_io_executor ex, SslContext ctx,
+                                            Options opts);
+  virtual ~HttpServer() = default;
+  virtual Status listen(const std::string& address, uint16_t port, Handler handler) = 0;
+  virtual uint16_t port() const = 0;
+  virtual size_t connections() const = 0;
+  virtual void stop() = 0;
+};
+
 struct HttpResult {
   Status status;  // transport errors; an HTTP error status is not one
   int http_status = 0;

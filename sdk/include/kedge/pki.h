@@ -117,4 +117,15 @@ KEDGE_EXPORT Result<JoinToken> parse_join_token(std::string_view token);
 KEDGE_EXPORT Status write_file(const std::string& path, std::string_view data, bool secret);
 KEDGE_EXPORT Result<std::string> read_file(const std::string& path);
 
+// The cloud CA in `dir` (ca.crt, ca.key): loaded, or created (ECDSA P-256,
+// CN KubeEdge, 100 years) if neither file exists. Only one of them is an
+// error that names both files.
+struct Ca {
+  Cert cert;
+  Key key;
+  std::string pem;
+  bool created = false;
+};
+KEDGE_EXPORT Result<Ca> load_or_create_ca(const std::string& dir);
+
 }  // namespace kedge::pki

@@ -1,0 +1,313 @@
+// apiserver: the cloud's Kubernetes-style REST API over HTTPS (api.h), on
+// the SQLite or etcd store. Administrators authenticate with bearer tokens;
+// nodes with their channel certificates (CN system:node:<name>), issued by
+// the cloud CA, which this plugin shares with cloudhub.
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <spdlog/logger.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "api.h"
+#include "kedge/net.h"
+#include "kedge/pki.h"
+#include "kedge/plugin.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace net = kedge::net;
+namespace pki = kedge::pki;
+using kedge::Code;
+using kedge::Status;
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+class ApiServer final : public kedge::Plugin {
+ public:
+  Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
+    ctx_ = &ctx;
+    log_ = ctx.logger();
+    cfg_ = cfg;
+    dir_ = ctx.data_dir() / "apiserver";
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
+    if (Status s = open_store(); !s) return s;
+    if (Status s = load_tokens(); !s) return s;
+    if (Status s = load_tls(); !s) return s;
+    api_ = std::make_unique<kedge::api::Api>(*store_);
+    if (Status s = api_->bootstrap(); !s) return s;
+    auto& m = ctx.metrics();
+    requests_ = &m.counter("kedge_apiserver_requests_total", "API requests answered");
+    errors_ = &m.counter("kedge_apiserver_errors_total", "API requests answered with 4xx/5xx");
+    watches_ = &m.gauge("kedge_apiserver_watches", "Watch streams open");
+    return {};
+  }
+
+  Status start() override {
+    net::HttpServer::Options o;
+    o.max_body = static_cast<size_t>(cfg_.get_int("max_body_bytes"));
+    server_ = net::HttpServer::create(ctx_->executor(), tls_, o);
+    std::string addr = cfg_.get_string("address");
+    if (Status s = server_->listen(addr, static_cast<uint16_t>(cfg_.get_int("port")),
+                                   [this](net::ExchangePtr ex) { serve(std::move(ex)); });
+        !s)
+      return s;
+    log_->info("serving the API on https://{}:{} ({} store)", addr, server_->port(),
+               store_->backend());
+    return {};
+  }
+
+  Status stop() override {
+    if (server_) server_->stop();
+    streams_.clear();  // cancels their store watches
+    watches_->set(0);
+    return {};
+  }
+
+  void on_message(const kedge::MessagePtr&) override {}
+
+ private:
+  Status open_store() {
+    std::string kind = cfg_.get_string("store");
+    int64_t history = cfg_.get_int("history");
+    if (kind == "sqlite") {
+      std::string path = cfg_.get_string("sqlite_path");
+      if (path.empty()) path = (dir_ / "store.db").string();
+      auto s = kedge::store::open_sqlite({path, history, true});
+      if (!s.ok()) return s.status;
+      store_ = std::move(s.value);
+      return {};
+    }
+    if (kind == "etcd") {
+      kedge::store::EtcdOptions o;
+      o.endpoints = cfg_.get_strings("etcd_endpoints");
+      o.prefix = cfg_.get_string("etcd_prefix");
+      o.history = history;
+      auto s = kedge::store::open_etcd(o);
+      if (!s.ok()) return s.status;
+      store_ = std::move(s.value);
+      return {};
+    }
+    return kedge::invalid_argument("store: expected \"sqlite\" or \"etcd\", got \"" + kind + "\"");
+  }
+
+  // Admin tokens: the configured ones, and <data_dir>/apiserver/admin.token
+  // (created at first start) for the local administrator.
+  Status load_tokens() {
+    for (auto& t : cfg_.get_strings("admin_tokens")) tokens_.push_back(t);
+    std::string file = (dir_ / "admin.token").string();
+    auto t = pki::read_file(file);
+    if (!t.ok()) {
+      if (Status s = pki::write_file(file, random_hex(32) + "\n", true); !s) return s;
+      t = pki::read_file(file);
+      if (!t.ok()) return t.status;
+      log_->info("created the administrator token in {}", file);
+    }
+    std::string tok = t.value;
+    while (!tok.empty() && (tok.back() == '\n' || tok.back() == '\r')) tok.pop_back();
+    if (tok.size() < 16)
+      return kedge::invalid_argument(file + ": token shorter than 16 characters");
+    tokens_.push_back(tok);
+    return {};
+  }
+
+  Status load_tls() {
+    std::string ca_dir = cfg_.get_string("ca_dir");
+    if (ca_dir.empty()) ca_dir = (ctx_->data_dir() / "cloudhub").string();
+    std::error_code ec;
+    fs::create_directories(ca_dir, ec);
+    auto ca = pki::load_or_create_ca(ca_dir);
+    if (!ca.ok()) return ca.status;
+    pki::Key k = pki::generate_key();
+    pki::SignOptions o;
+    o.usages = pki::kServerAuth;
+    o.days = 36500;
+    o.ips = cfg_.get_strings("advertise_addresses");
+    o.dns_names = cfg_.get_strings("dns_names");
+    auto cert =
+        pki::issue(ca.value.cert.get(), ca.value.key.get(), k.get(), {"kedge-apiserver", ""}, o);
+    if (!cert.ok()) return cert.status;
+    // Written for clients (kedge CLI): the CA to trust.
+    if (Status s = pki::write_file((dir_ / "ca.crt").string(), ca.value.pem, false); !s) return s;
+    auto ctx =
+        net::server_context({ca.value.pem, pki::cert_pem(cert.value.get()), pki::key_pem(k.get())},
+                            net::ClientCert::kOptional);
+    if (!ctx.status) return ctx.status;
+    tls_ = ctx.ctx;
+    return {};
+  }
+
+  kedge::api::Identity identify(const net::HttpRequest& r) const {
+    kedge::api::Identity who;
+    auto auth = r.headers.find("authorization");
+    if (auth != r.headers.end() && auth->second.rfind("Bearer ", 0) == 0) {
+      std::string given = auth->second.substr(7);
+      for (auto& t : tokens_)
+        if (t.size() == given.size() && CRYPTO_memcmp(t.data(), given.data(), t.size()) == 0) {
+          who.kind = kedge::api::Identity::Kind::kAdmin;
+          who.name = "admin";
+          return who;
+        }
+      return who;  // a wrong token is not a fall-back to the certificate
+    }
+    if (r.peer_cert_cn.rfind("system:node:", 0) == 0) {
+      who.kind = kedge::api::Identity::Kind::kNode;
+      who.name = r.peer_cert_cn.substr(12);
+    }
+    return who;
+  }
+
+  void serve(net::ExchangePtr ex) {
+    const net::HttpRequest& hr = ex->request();
+    requests_->inc();
+    if (hr.target == "/healthz" || hr.target == "/readyz" || hr.target == "/livez") {
+      ex->reply({200, "text/plain", "ok"});
+      return;
+    }
+    if (hr.target == "/version") {
+      ex->reply(
+          {200, "application/json",
+           R"({"major":"1","minor":"22","gitVersion":"v1.22.17-kedge","platform":"linux/amd64"})"});
+      return;
+    }
+    kedge::api::Request req;
+    req.method = hr.method;
+    req.target = hr.target;
+    req.body = hr.body;
+    if (auto ct = hr.headers.find("content-type"); ct != hr.headers.end())
+      req.content_type = ct->second;
+    req.who = identify(hr);
+    if (kedge::api::Api::is_watch(req)) return start_watch(std::move(ex), req);
+    kedge::api::Response res = api_->handle(req);
+    if (res.status >= 400) errors_->inc();
+    log_->debug("{} {} -> {}", req.method, req.target, res.status);
+    ex->reply({res.status, "application/json", std::move(res.body)});
+  }
+
+  struct Stream {
+    net::ExchangePtr ex;
+    std::unique_ptr<kedge::store::Watch> watch;
+    std::unique_ptr<boost::asio::steady_timer> timeout;
+  };
+
+  void start_watch(net::ExchangePtr ex, const kedge::api::Request& req) {
+    uint64_t id = next_stream_++;
+    auto strand = ctx_->executor();
+    // Events come from the store's thread: hop to this plugin's strand.
+    auto emit = [this, id, strand](std::string line) {
+      boost::asio::post(strand, [this, id, line = std::move(line)]() mutable {
+        auto it = streams_.find(id);
+        if (it == streams_.end()) return;
+        Status s = it->second.ex->write(std::move(line));
+        if (s.code() == Code::kFull) {
+          log_->warn("watch {}: {}; ending it", it->second.ex->request().target, s.message());
+          end_stream(id);
+        } else if (!s) {
+          end_stream(id);
+        }
+      });
+    };
+    auto on_end = [this, id, strand](std::string line) {
+      boost::asio::post(strand, [this, id, line = std::move(line)]() mutable {
+        auto it = streams_.find(id);
+        if (it == streams_.end()) return;
+        (void)it->second.ex->write(std::move(line));
+        end_stream(id);
+      });
+    };
+    streams_[id].ex = ex;  // before watch(): the backfill is posted behind this
+    auto w = api_->watch(req, emit, on_end);
+    if (w.error) {
+      streams_.erase(id);
+      errors_->inc();
+      ex->reply({w.error->status, "application/json", std::move(w.error->body)});
+      return;
+    }
+    Stream& s = streams_[id];
+    s.watch = std::move(w.watch);
+    ex->begin_stream(200, "application/json");
+    ex->on_closed(
+        [this, id] { boost::asio::post(ctx_->executor(), [this, id] { end_stream(id); }); });
+    auto q = ex->request().target.find("timeoutSeconds=");
+    if (q != std::string::npos) {
+      long secs = std::atol(ex->request().target.c_str() + q + 15);
+      if (secs > 0) {
+        s.timeout = std::make_unique<boost::asio::steady_timer>(strand, std::chrono::seconds(secs));
+        s.timeout->async_wait([this, id](boost::system::error_code ec) {
+          if (!ec) end_stream(id);
+        });
+      }
+    }
+    watches_->set(static_cast<int64_t>(streams_.size()));
+  }
+
+  void end_stream(uint64_t id) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) return;
+    if (it->second.watch) it->second.watch->cancel();
+    if (it->second.timeout) it->second.timeout->cancel();
+    it->second.ex->end();
+    streams_.erase(it);
+    watches_->set(static_cast<int64_t>(streams_.size()));
+  }
+
+  kedge::Context* ctx_ = nullptr;
+  std::shared_ptr<spdlog::logger> log_;
+  kedge::Config cfg_;
+  fs::path dir_;
+  std::unique_ptr<kedge::store::Store> store_;
+  std::unique_ptr<kedge::api::Api> api_;
+  std::vector<std::string> tokens_;
+  net::SslContext tls_;
+  std::shared_ptr<net::HttpServer> server_;
+  std::map<uint64_t, Stream> streams_;
+  uint64_t next_stream_ = 1;
+  kedge::Counter *requests_ = nullptr, *errors_ = nullptr;
+  kedge::Gauge* watches_ = nullptr;
+};
+
+constexpr kedge::ConfigKey kConfig[] = {
+    {"address", kedge::ConfigType::kString, "\"0.0.0.0\"", "Address the API listens on.", false},
+    {"port", kedge::ConfigType::kInteger, "6443", "HTTPS port of the API.", false},
+    {"store", kedge::ConfigType::kString, "\"sqlite\"", "Backend: \"sqlite\" or \"etcd\".", false},
+    {"sqlite_path", kedge::ConfigType::kString, "\"\"",
+     "SQLite file (default <data_dir>/apiserver/store.db).", false},
+    {"etcd_endpoints", kedge::ConfigType::kStringList, "[\"127.0.0.1:2379\"]",
+     "etcd client endpoints (host:port, plain gRPC).", false},
+    {"etcd_prefix", kedge::ConfigType::kString, "\"/kedge\"", "Key prefix in etcd.", false},
+    {"history", kedge::ConfigType::kInteger, "100000",
+     "Revisions kept for watches that resume; older starts get 410 Expired.", false},
+    {"admin_tokens", kedge::ConfigType::kStringList, "[]",
+     "Bearer tokens of administrators, besides <data_dir>/apiserver/admin.token.", false},
+    {"ca_dir", kedge::ConfigType::kString, "\"\"",
+     "Directory of the cloud CA (default <data_dir>/cloudhub, shared with cloudhub).", false},
+    {"advertise_addresses", kedge::ConfigType::kStringList, "[\"127.0.0.1\"]",
+     "IP addresses clients dial; they go into the serving certificate.", false},
+    {"dns_names", kedge::ConfigType::kStringList, "[\"localhost\"]",
+     "DNS names clients dial; they go into the serving certificate.", false},
+    {"max_body_bytes", kedge::ConfigType::kInteger, "3145728",
+     "Largest request body (413 past it).", false},
+};
+
+}  // namespace
+
+KEDGE_PLUGIN(ApiServer, {.name = "apiserver",
+                         .version = "0.1.0",
+                         .description = "Kubernetes-style resource API over HTTPS on the SQLite "
+                                        "or etcd store.",
+                         .config = kConfig})
