@@ -19,8 +19,8 @@ wait_for() {  # FILE PATTERN
   for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "timed out waiting for '$2' in $1:"; cat "$1"; return 1
 }
-p1=$(free_port); p2=$(free_port)
-sed -e "s|/var/lib/kedge/cloud|$work/cloud|" -e "s|port = 10000|port = $p1|" \
+p1=$(free_port); p2=$(free_port); p3=$(free_port)
+sed -e "s|/var/lib/kedge/cloud|$work/cloud|" -e "s|port = 10000|port = $p1|" -e "s|port = 6443|port = $p3|" \
     -e "s|https_port = 10002|https_port = $p2|" -e 's|address = "0.0.0.0"|address = "127.0.0.1"|' \
     "$SRC/config/cloudcore.toml" >"$work/cloud.toml"
 sed -e "s|/var/lib/kedge/edge|$work/edge|g" -e "s|127.0.0.1:10000|127.0.0.1:$p1|" \
