@@ -32,6 +32,14 @@ int usage(std::ostream& o, int code) {
        "  token create (--manifest FILE | --ca-dir DIR) [--ttl-hours N]\n"
        "                     print a join token for edges, signed with the cloud CA\n"
        "                     (cloudhub keeps it in <data_dir>/cloudhub)\n"
+       "\nAPI client (server, token and CA from ~/.kedge/config or --server, --token,\n"
+       "--certificate-authority):\n"
+       "  config init --manifest CLOUD.toml   write ~/.kedge/config for a local cloud\n"
+       "  apply -f FILE|DIR [-n NS]           create or update the objects of YAML/JSON manifests\n"
+       "  get KIND [NAME...] [-n NS|-A] [-l SELECTOR] [-o wide|json|yaml|name] [-w]\n"
+       "  describe KIND NAME [-n NS]\n"
+       "  delete KIND NAME... | -f FILE|DIR\n"
+       "  watch KIND [NAME] [-n NS|-A] [-l SELECTOR]\n"
        "  version            print the version and plugin ABI version\n";
   return code;
 }
@@ -215,7 +223,9 @@ int main(int argc, char** argv) {
       return cmd == "run" ? cmd_run(rest[0]) : cmd_check(rest[0]);
     }
     if (cmd == "plugins") return cmd_plugins(rest);
-    if (cmd == "token") return cmd_tool(args);
+    if (cmd == "token" || cmd == "apply" || cmd == "get" || cmd == "describe" || cmd == "delete" ||
+        cmd == "watch" || cmd == "config")
+      return cmd_tool(args);
     std::cerr << "error: unknown command '" << cmd << "'\n";
     return usage(std::cerr, kExitUsage);
   } catch (const std::exception& e) {

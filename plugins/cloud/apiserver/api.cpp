@@ -11,23 +11,6 @@ namespace kedge::api {
 
 namespace json = boost::json;
 
-const std::vector<Resource>& resources() {
-  static const std::vector<Resource> r = {
-      {"", "v1", "namespaces", "Namespace", false, true},
-      {"", "v1", "nodes", "Node", false, true},
-      {"", "v1", "pods", "Pod", true, true},
-      {"", "v1", "configmaps", "ConfigMap", true, false},
-      {"", "v1", "secrets", "Secret", true, false},
-      {"", "v1", "services", "Service", true, true},
-      {"", "v1", "endpoints", "Endpoints", true, false},
-      {"", "v1", "serviceaccounts", "ServiceAccount", true, false},
-      {"devices.kubeedge.io", "v1beta1", "devices", "Device", true, true},
-      {"devices.kubeedge.io", "v1beta1", "devicemodels", "DeviceModel", true, false},
-      {"operations.kubeedge.io", "v1alpha1", "nodeupgradejobs", "NodeUpgradeJob", false, true},
-  };
-  return r;
-}
-
 namespace {
 
 // ---- errors as Kubernetes Status ----
@@ -138,7 +121,6 @@ std::string check_name(const std::string& n) {
     return "Invalid value: \"" + n + "\": must start and end with an alphanumeric character";
   return {};
 }
-
 
 std::string str_at(const json::value& v, std::initializer_list<const char*> path) {
   const json::value* cur = &v;
@@ -761,6 +743,10 @@ Response Api::handle(const Request& r) {
       auto& fo = next.as_object();
       int64_t gen = generation_of(oo);
       fo["metadata"].as_object()["generation"] = spec_changed(fo, oo) ? gen + 1 : gen;
+      // Nothing changed: no write, no new resourceVersion (as Kubernetes).
+      if (json::parse(stored_form(next)) == json::parse(stored_form(old)) &&
+          expected == cur.value.mod_rev)
+        return {200, json::serialize(old)};
       auto u = store_.update(key, stored_form(next), expected);
       if (u.ok()) return {200, json::serialize(with_rv(stored_form(next), u.value))};
       if (u.status.code() == Code::kConflict && r.method == "PATCH") continue;

@@ -12,22 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "resources.h"
 #include "store.h"
 
 namespace kedge::api {
-
-struct Resource {
-  std::string group;    // "" for the core group
-  std::string version;  // v1, v1beta1, ...
-  std::string plural;   // pods
-  std::string kind;     // Pod
-  bool namespaced = true;
-  bool has_status = true;  // a status subresource: PUT on the object keeps status
-  std::string api_version() const { return group.empty() ? version : group + "/" + version; }
-};
-
-// The resources served (Kubernetes core, KubeEdge devices and operations).
-const std::vector<Resource>& resources();
 
 // Who is asking: an administrator (bearer token) or a node (certificate).
 struct Identity {

@@ -1,12 +1,14 @@
 // libkedge_tools.so: the kedge commands that need more than the kernel
-// (TLS, certificates), loaded by the kedge executable only when one of them
-// runs. Entry point: kedge_tools_main(argc, argv), argv[0] being the command.
+// (certificates, the API client), loaded by the kedge executable only when
+// one of them runs. Entry point: kedge_tools_main(argc, argv), argv[0] being
+// the command.
 #include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "client.h"
 #include "kedge/core/manifest.h"
 #include "kedge/export.h"
 #include "kedge/pki.h"
@@ -91,6 +93,9 @@ extern "C" KEDGE_EXPORT int kedge_tools_main(int argc, const char* const* argv) 
   try {
     if (!args.empty() && args[0] == "token")
       return cmd_token(std::vector<std::string>(args.begin() + 1, args.end()));
+    if (!args.empty())
+      return kedge::cli::client_main(args[0],
+                                     std::vector<std::string>(args.begin() + 1, args.end()));
     std::cerr << "error: unknown command '" << (args.empty() ? "" : args[0]) << "'\n";
     return kExitUsage;
   } catch (const std::exception& e) {
