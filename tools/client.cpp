@@ -15,6 +15,7 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 #include <ctime>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -375,14 +376,15 @@ std::vector<std::string> row_of(const Resource& r, const json::value& o, bool wi
         for (auto& c : conds->as_array())
           if (at(c, {"type"}) == "Ready")
             status = at(c, {"status"}) == "True" ? "Ready" : "NotReady";
-    std::string roles;
+    std::set<std::string> role_set;  // sorted, as kubectl prints them
     if (auto* md = o.as_object().if_contains("metadata"))
       if (auto* l = md->as_object().if_contains("labels"); l && l->is_object())
         for (auto& [k, v] : l->as_object()) {
           std::string key(k);
-          if (key.rfind("node-role.kubernetes.io/", 0) == 0)
-            roles += (roles.empty() ? "" : ",") + key.substr(24);
+          if (key.rfind("node-role.kubernetes.io/", 0) == 0) role_set.insert(key.substr(24));
         }
+    std::string roles;
+    for (auto& role : role_set) roles += (roles.empty() ? "" : ",") + role;
     std::string version = at(o, {"status", "nodeInfo", "kubeletVersion"});
     return {name, status, roles.empty() ? "<none>" : roles, age(o),
             version.empty() ? "<none>" : version};

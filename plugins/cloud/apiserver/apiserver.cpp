@@ -75,11 +75,35 @@ class ApiServer final : public kedge::Plugin {
   Status stop() override {
     if (server_) server_->stop();
     streams_.clear();  // cancels their store watches
+    internal_.clear();
     watches_->set(0);
     return {};
   }
 
-  void on_message(const kedge::MessagePtr&) override {}
+  // The API for other plugins (controllers), over the router:
+  // * op "request", content {"method","target","body"(object or string),
+  //   "contentType"}: answered with content {"code": N, "body": <JSON>}.
+  // * op "watch", content {"target"} (a collection path; selectors and
+  //   resourceVersion in the query): events come as messages op
+  //   "watchevent", parent_id = the watch's id, content {"type","object"};
+  //   an ERROR event (410 Expired, or the watch ending) is the last one.
+  // * op "unwatch", parent_id = the watch's id.
+  // Plugins act as administrators.
+  void on_message(const kedge::MessagePtr& m) override {
+    const std::string& op = m->route.operation;
+    if (op == "request") return on_request(m);
+    if (op == "watch") return on_watch(m);
+    if (op == "unwatch") {
+      for (auto it = internal_.begin(); it != internal_.end(); ++it)
+        if (it->second.id == m->header.parent_id) {
+          if (it->second.watch) it->second.watch->cancel();
+          internal_.erase(it);
+          break;
+        }
+      return;
+    }
+    log_->debug("ignored message op {} from {}", op, m->route.source);
+  }
 
  private:
   Status open_store() {
@@ -199,6 +223,91 @@ class ApiServer final : public kedge::Plugin {
     ex->reply({res.status, "application/json", std::move(res.body)});
   }
 
+  static std::string text_of(const boost::json::object& c, const char* key) {
+    auto* v = c.if_contains(key);
+    if (!v) return {};
+    if (v->is_string()) return std::string(v->as_string());
+    if (v->is_null()) return {};
+    return boost::json::serialize(*v);
+  }
+
+  void on_request(const kedge::MessagePtr& m) {
+    auto* c = m->content.if_object();
+    boost::json::object answer;
+    if (!c) {
+      answer = {{"code", 400}, {"body", "request content must be an object"}};
+    } else {
+      kedge::api::Request req;
+      req.method = text_of(*c, "method");
+      req.target = text_of(*c, "target");
+      req.body = text_of(*c, "body");
+      req.content_type = text_of(*c, "contentType");
+      if (req.content_type.empty()) req.content_type = "application/json";
+      req.who = {kedge::api::Identity::Kind::kAdmin, "plugin:" + m->route.source};
+      auto res = api_->handle(req);
+      requests_->inc();
+      if (res.status >= 400) errors_->inc();
+      boost::json::error_code ec;
+      auto body = boost::json::parse(res.body, ec);
+      answer = {{"code", res.status}, {"body", ec ? boost::json::value(res.body) : body}};
+    }
+    (void)ctx_->respond(kedge::share(kedge::new_response(*m, std::move(answer))));
+  }
+
+  void on_watch(const kedge::MessagePtr& m) {
+    auto* c = m->content.if_object();
+    std::string target = c ? text_of(*c, "target") : "";
+    std::string to = m->route.source, id = m->header.id;
+    uint64_t key = next_stream_++;
+    auto strand = ctx_->executor();
+    auto deliver = [this, key, to, id, target, strand](std::string line, bool last) {
+      boost::asio::post(strand, [=, this] {
+        auto it = internal_.find(key);
+        if (it == internal_.end()) return;
+        boost::json::error_code ec;
+        auto ev = boost::json::parse(line, ec);
+        auto msg = kedge::make_message(ctx_->name(), "resource", "watchevent", target,
+                                       ec ? boost::json::value() : ev);
+        msg.header.parent_id = id;
+        Status s = ctx_->send(to, kedge::share(std::move(msg)));
+        if (!s || last) {
+          if (!s && !last) {
+            // The watcher cannot keep up: end its watch; it re-watches.
+            auto end = kedge::make_message(
+                ctx_->name(), "resource", "watchevent", target,
+                boost::json::object{
+                    {"type", "ERROR"},
+                    {"object", boost::json::object{{"code", 500}, {"message", s.message()}}}});
+            end.header.parent_id = id;
+            (void)ctx_->send(to, kedge::share(std::move(end)), std::chrono::seconds(1));
+          }
+          if (it->second.watch) it->second.watch->cancel();
+          internal_.erase(it);
+        }
+      });
+    };
+    internal_[key].id = id;
+    kedge::api::Request req{"GET", target, "", "", {kedge::api::Identity::Kind::kAdmin, to}};
+    auto w = api_->watch(
+        req, [deliver](std::string line) { deliver(std::move(line), false); },
+        [deliver](std::string line) { deliver(std::move(line), true); });
+    if (w.error) {
+      internal_.erase(key);
+      auto msg = kedge::make_message(
+          ctx_->name(), "resource", "watchevent", target,
+          boost::json::object{{"type", "ERROR"}, {"object", boost::json::parse(w.error->body)}});
+      msg.header.parent_id = id;
+      (void)ctx_->send(to, kedge::share(std::move(msg)));
+      return;
+    }
+    internal_[key].watch = std::move(w.watch);
+  }
+
+  struct InternalWatch {
+    std::string id;
+    std::unique_ptr<kedge::store::Watch> watch;
+  };
+
   struct Stream {
     net::ExchangePtr ex;
     std::unique_ptr<kedge::store::Watch> watch;
@@ -276,6 +385,7 @@ class ApiServer final : public kedge::Plugin {
   net::SslContext tls_;
   std::shared_ptr<net::HttpServer> server_;
   std::map<uint64_t, Stream> streams_;
+  std::map<uint64_t, InternalWatch> internal_;
   uint64_t next_stream_ = 1;
   kedge::Counter *requests_ = nullptr, *errors_ = nullptr;
   kedge::Gauge* watches_ = nullptr;

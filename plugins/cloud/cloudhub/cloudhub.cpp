@@ -348,9 +348,12 @@ class CloudHub final : public kedge::Plugin {
     });
   }
 
+  // Told of connections, disconnections and resyncs: the `notify` modules
+  // and the controllers of `routes`.
   std::set<std::string> controller_modules() const {
     std::set<std::string> modules;
     for (auto& [g, mod] : routes_) modules.insert(mod);
+    for (auto& mod : cfg_.get_strings("notify")) modules.insert(mod);
     return modules;
   }
 
@@ -686,6 +689,8 @@ constexpr kedge::ConfigKey kConfig[] = {
      "Queued downstream objects per node; past it the node is marked for a full resync.", false},
     {"ack_upstream", kedge::ConfigType::kBool, "true",
      "ACK each upstream message (kedge edges keep an outbox until then).", false},
+    {"notify", kedge::ConfigType::kStringList, "[\"edgecontroller\", \"nodecontroller\"]",
+     "Modules told when a node connects or disconnects, or needs a full resync.", false},
     {"routes", kedge::ConfigType::kTable,
      "{ resource = \"edgecontroller\", twin = \"devicecontroller\", user = \"router\" }",
      "Controller module for each wire group of upstream messages.", false},

@@ -1,0 +1,132 @@
+// nodecontroller: registers a node in the API on its first connection and
+// keeps its Ready condition in step with the channel (cloudhub's connected /
+// disconnected events): True while connected, Unknown when the link is gone
+// ("NodeStatusUnknown", as Kubernetes' node lifecycle controller). It never
+// evicts pods from a NotReady edge node: they keep running there (offline
+// autonomy) and the cloud's view of them is kept.
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <ctime>
+
+#include <boost/json/serialize.hpp>
+#include <optional>
+
+#include "kedge/plugin.h"
+
+namespace {
+
+namespace json = boost::json;
+using kedge::MessagePtr;
+using kedge::Status;
+using namespace std::chrono_literals;
+
+std::string now_rfc3339() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+class NodeController final : public kedge::Plugin {
+ public:
+  Status init(kedge::Context& ctx, const kedge::Config&) override {
+    ctx_ = &ctx;
+    log_ = ctx.logger();
+    transitions_ = &ctx.metrics().counter("kedge_nodecontroller_transitions_total",
+                                          "Node Ready condition changes written");
+    return {};
+  }
+  Status start() override { return {}; }
+  Status stop() override { return {}; }
+
+  void on_message(const MessagePtr& m) override {
+    const std::string& op = m->route.operation;
+    if (op != "connected" && op != "disconnected") return;
+    std::string node;
+    if (auto* c = m->content.if_object())
+      if (auto* id = c->if_contains("client_id"); id && id->is_string()) node = id->as_string();
+    if (node.empty()) return;
+    bool up = op == "connected";
+    if (up)
+      ensure(node, [this, node] { set_ready(node, true); });
+    else
+      set_ready(node, false);
+  }
+
+ private:
+  void api(const std::string& method, const std::string& target, const json::value& body,
+           std::function<void(int64_t, json::value)> done) {
+    json::object c{
+        {"method", method}, {"target", target}, {"contentType", "application/merge-patch+json"}};
+    if (!body.is_null()) c["body"] = json::serialize(body);
+    ctx_->request(
+        "apiserver",
+        kedge::share(
+            kedge::make_message(ctx_->name(), "resource", "request", target, std::move(c))),
+        10s, [done](Status s, MessagePtr r) {
+          if (!s || !r || !r->content.is_object()) return done(503, nullptr);
+          auto& o = r->content.as_object();
+          done(o.contains("code") && o.at("code").is_int64() ? o.at("code").as_int64() : 500,
+               o.contains("body") ? o.at("body") : json::value());
+        });
+  }
+
+  // Creates the Node if it does not exist (KubeEdge's edge labels).
+  void ensure(const std::string& node, std::function<void()> then) {
+    api("GET", "/api/v1/nodes/" + node, nullptr, [=, this](int64_t code, json::value) {
+      if (code == 200) return then();
+      json::object n{
+          {"apiVersion", "v1"},
+          {"kind", "Node"},
+          {"metadata", json::object{{"name", node},
+                                    {"labels", json::object{{"node-role.kubernetes.io/edge", ""},
+                                                            {"node-role.kubernetes.io/agent", ""},
+                                                            {"kubernetes.io/hostname", node}}}}}};
+      json::object c{{"method", "POST"}, {"target", "/api/v1/nodes"}, {"body", json::serialize(n)}};
+      ctx_->request("apiserver",
+                    kedge::share(kedge::make_message(ctx_->name(), "resource", "request",
+                                                     "/api/v1/nodes", std::move(c))),
+                    10s, [=, this](Status s, MessagePtr r) {
+                      if (s && r) log_->info("registered node {}", node);
+                      then();
+                    });
+    });
+  }
+
+  void set_ready(const std::string& node, bool up) {
+    std::string now = now_rfc3339();
+    json::object cond{{"type", "Ready"},
+                      {"status", up ? "True" : "Unknown"},
+                      {"reason", up ? "EdgeConnected" : "NodeStatusUnknown"},
+                      {"message", up ? "the edge node is connected to the cloud"
+                                     : "the edge node's link to the cloud is down; its pods keep "
+                                       "running and are not evicted"},
+                      {"lastHeartbeatTime", now},
+                      {"lastTransitionTime", now}};
+    // A merge patch replaces the conditions list: Ready is the one kept here.
+    json::object patch{{"status", json::object{{"conditions", json::array{cond}}}}};
+    api("PATCH", "/api/v1/nodes/" + node + "/status", patch, [=, this](int64_t code, json::value) {
+      if (code != 200) {
+        log_->warn("cannot mark node {} {}: HTTP {}", node, up ? "Ready" : "NotReady", code);
+        return;
+      }
+      transitions_->inc();
+      log_->info("node {} is {}", node, up ? "Ready" : "NotReady (link down; pods kept)");
+    });
+  }
+
+  kedge::Context* ctx_ = nullptr;
+  std::shared_ptr<spdlog::logger> log_;
+  kedge::Counter* transitions_ = nullptr;
+};
+
+}  // namespace
+
+KEDGE_PLUGIN(NodeController, {.name = "nodecontroller",
+                              .version = "0.1.0",
+                              .group = "controller",
+                              .description = "Registers edge nodes and tracks Ready from the "
+                                             "channel's liveness; never evicts."})

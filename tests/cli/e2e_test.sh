@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# End to end, with real processes: a cloud from config/cloudcore.toml (or
+# cloudcore-etcd.toml with a real etcd) and an edge from config/edgecore.toml
+# plus a stand-in for the edge's metadata store (the meta-acker fixture:
+# persists what it receives, ACKs it, and reports pods as Running, as edged
+# would). `kedge apply` a pod for the edge node; the edge receives and
+# persists it; the edge reports its status; `kedge get pods` shows it
+# Running; the node registered itself and is Ready, and NotReady (pods kept)
+# when the edge stops.
+# usage: e2e_test.sh KEDGE SOURCE_DIR FIXTURE_DIR [sqlite|etcd]
+set -uo pipefail
+KEDGE=$(realpath "$1")
+SRC=$(realpath "$2")
+FIXTURES=$(realpath "$3")
+STORE=${4:-sqlite}
+PLUGINS=$(realpath "$(dirname "$KEDGE")/../lib/kedge/plugins")
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export KEDGE_CONFIG="$work/kedge-config"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+wait_for() {  # DESCRIPTION COMMAND...: retries for up to 20 s
+  local what=$1; shift
+  for _ in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "timed out: $what"
+}
+
+p1=$(free_port); p2=$(free_port); p3=$(free_port)
+manifest=cloudcore.toml
+if [ "$STORE" = etcd ]; then
+  manifest=cloudcore-etcd.toml
+  e1=$(free_port); e2=$(free_port)
+  etcd --name e2e --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$e1" \
+    --advertise-client-urls "http://127.0.0.1:$e1" --listen-peer-urls "http://127.0.0.1:$e2" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$e2" \
+    --initial-cluster "e2e=http://127.0.0.1:$e2" >"$work/etcd.log" 2>&1 &
+  pids+=($!)
+  wait_for "etcd up" bash -c "echo > /dev/tcp/127.0.0.1/$e1"
+fi
+sed -e "s|/var/lib/kedge/cloud|$work/cloud|" -e "s|port = 10000|port = $p1|" -e "s|port = 6443|port = $p3|" \
+    -e "s|https_port = 10002|https_port = $p2|" -e 's|address = "0.0.0.0"|address = "127.0.0.1"|' \
+    -e "s|127.0.0.1:2379|127.0.0.1:${e1:-2379}|" -e "s|keepalive_interval_s = 15|keepalive_interval_s = 1|" \
+    "$SRC/config/$manifest" >"$work/cloud.toml"
+{
+  sed -e "s|/var/lib/kedge/edge|$work/edge|g" -e "s|127.0.0.1:10000|127.0.0.1:$p1|" \
+      -e "s|127.0.0.1:10002|127.0.0.1:$p2|" -e "s|heartbeat_s = 15|heartbeat_s = 1|" \
+      -e "s|^log_level = .*|&\nplugin_dirs = [\"$PLUGINS\", \"$FIXTURES\"]|" "$SRC/config/edgecore.toml"
+  printf '\n[[plugin]]\nname = "meta-acker"\n[plugin.config]\nrecord = true\nreport_status = true\n'
+} >"$work/edge.toml"
+
+"$KEDGE" run "$work/cloud.toml" >"$work/cloud.log" 2>&1 &
+cloud=$!
+pids+=($cloud)
+wait_for "the API is served" grep -q "serving the API" "$work/cloud.log"
+"$KEDGE" config init --manifest "$work/cloud.toml" >/dev/null || fail "config init"
+mkdir -p "$work/edge"
+"$KEDGE" token create --manifest "$work/cloud.toml" >"$work/edge/token" || fail "token"
+"$KEDGE" run "$work/edge.toml" >"$work/edge.log" 2>&1 &
+edge=$!
+pids+=($edge)
+
+# The node registers itself on its first connection and is Ready.
+wait_for "node edge-1 Ready" bash -c "'$KEDGE' get nodes | grep -qE '^edge-1 +Ready +agent,edge'"
+
+cat >"$work/app.yaml" <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  nodeName: edge-1
+  containers:
+  - name: c
+    image: nginx:1.25
+    envFrom:
+    - configMapRef: {name: web-config}
+YAML
+"$KEDGE" apply -f "$work/app.yaml" | grep -q "pod/web created" || fail "apply"
+# The edge received and persisted the pod and the configmap it uses.
+wait_for "the edge persisted the pod" grep -q "^default/pod/web " "$work/edge/applied.log"
+grep -q "^default/configmap/web-config " "$work/edge/applied.log" || fail "configmap not at the edge"
+# The edge's status report reached the API.
+wait_for "kedge get pods shows web Running" bash -c "'$KEDGE' get pods | grep -qE '^web +1/1 +Running +0 '"
+"$KEDGE" get pods -o wide | grep -qE 'web .* edge-1$' || fail "wide"
+
+# The edge goes away: the node is NotReady and its pod stays (no eviction).
+kill -TERM $edge
+wait $edge
+wait_for "node edge-1 NotReady" bash -c "'$KEDGE' get nodes | grep -qE '^edge-1 +NotReady'"
+"$KEDGE" get pod web >/dev/null || fail "the pod was evicted"
+
+kill -TERM $cloud
+wait $cloud
+echo "1 passed, 0 failed ($STORE)"
