@@ -95,6 +95,36 @@ grep -q "^default/configmap/web-config " "$work/edge/applied.log" || fail "confi
 wait_for "kedge get pods shows web Running" bash -c "'$KEDGE' get pods | grep -qE '^web +1/1 +Running +0 '"
 "$KEDGE" get pods -o wide | grep -qE 'web .* edge-1$' || fail "wide"
 
+if [ "$STORE" = etcd ]; then
+  # A second cloud process on the same etcd (and the same CA) serves the same
+  # objects, and the node may connect to it instead.
+  q1=$(free_port); q2=$(free_port); q3=$(free_port)
+  mkdir -p "$work/cloud2/cloudhub"
+  cp "$work/cloud/cloudhub/ca.crt" "$work/cloud/cloudhub/ca.key" "$work/cloud2/cloudhub/"
+  sed -e "s|$work/cloud\"|$work/cloud2\"|" -e "s|port = $p1|port = $q1|" -e "s|port = $p3|port = $q3|" \
+      -e "s|https_port = $p2|https_port = $q2|" "$work/cloud.toml" >"$work/cloud2.toml"
+  grep -q "$work/cloud2" "$work/cloud2.toml" || fail "cloud2.toml"
+  "$KEDGE" run "$work/cloud2.toml" >"$work/cloud2.log" 2>&1 &
+  pids+=($!)
+  wait_for "the second API is served" grep -q "serving the API" "$work/cloud2.log"
+  b=(--server "https://127.0.0.1:$q3" --certificate-authority "$work/cloud2/apiserver/ca.crt"
+     --token "$(cat "$work/cloud2/apiserver/admin.token")")
+  "$KEDGE" get pods "${b[@]}" | grep -qE '^web +1/1 +Running' || fail "cloud 2 does not see the pod"
+  # The edge moves to cloud 2 (its certificate is from the shared CA).
+  kill -TERM $edge
+  wait $edge
+  sed -e "s|127.0.0.1:$p1|127.0.0.1:$q1|" -e "s|127.0.0.1:$p2|127.0.0.1:$q2|" "$work/edge.toml" >"$work/edge2.toml"
+  "$KEDGE" run "$work/edge2.toml" >"$work/edge2.log" 2>&1 &
+  edge=$!
+  pids+=($edge)
+  wait_for "the edge connected to cloud 2" grep -q "node edge-1 connected" "$work/cloud2.log"
+  # A pod created through cloud 1 reaches the edge through cloud 2.
+  sed -e 's/name: web$/name: web2/' "$work/app.yaml" | "$KEDGE" apply -f - | grep -q "pod/web2 created" ||
+    fail "apply web2 via cloud 1"
+  wait_for "web2 reached the edge through cloud 2" grep -q "^default/pod/web2 " "$work/edge/applied.log"
+  wait_for "web2 Running, seen through cloud 1" bash -c "'$KEDGE' get pods | grep -qE '^web2 +1/1 +Running'"
+fi
+
 # The edge goes away: the node is NotReady and its pod stays (no eviction).
 kill -TERM $edge
 wait $edge
