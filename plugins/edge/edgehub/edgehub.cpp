@@ -185,7 +185,9 @@ class EdgeHub final : public kedge::Plugin {
   void join(std::function<void(Status)> done) {
     std::string token = cfg_.get_string("token");
     if (token.empty()) {
-      if (auto f = pki::read_file(cfg_.get_string("token_file")); f.ok()) token = f.value;
+      std::filesystem::path tf = cfg_.get_string("token_file");
+      if (!tf.empty() && tf.is_relative()) tf = ctx_->data_dir() / tf;
+      if (auto f = pki::read_file(tf.string()); f.ok()) token = f.value;
     }
     while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
     if (token.empty())
@@ -684,7 +686,9 @@ constexpr kedge::ConfigKey kConfig[] = {
      "Sent in the project_id header.", false},
     {"token", kedge::ConfigType::kString, "\"\"",
      "Join token (kedge token create), used once when there is no certificate yet.", false},
-    {"token_file", kedge::ConfigType::kString, "\"\"", "A file holding the join token.", false},
+    {"token_file", kedge::ConfigType::kString, "\"\"",
+     "A file holding the join token (a relative path is relative to the agent's data_dir).",
+     false},
     {"heartbeat_s", kedge::ConfigType::kInteger, "15",
      "Keepalive interval; a cloud silent for 3 intervals is a dead link.", false},
     {"message_qps", kedge::ConfigType::kInteger, "30", "Upstream messages per second.", false},
