@@ -268,6 +268,14 @@ TEST_P(StoreConformance, ListByPrefixInKeyOrderAtOneRevision) {
   EXPECT_EQ(store_->list("/x/\xff").value.items.size(), 1u);
 }
 
+TEST_P(StoreConformance, AListLargerThanGrpcsDefaultMessageLimit) {
+  std::string big(1000 * 1000, 'x');  // under etcd's 1.5 MiB request limit
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(store_->create("/big/" + std::to_string(i), big).ok());
+  auto l = store_->list("/big/");
+  ASSERT_TRUE(l.ok()) << l.status.message();
+  EXPECT_EQ(l.value.items.size(), 6u);
+}
+
 TEST_P(StoreConformance, WatchFromNowSeesLaterChangesOfItsPrefixInOrder) {
   ASSERT_TRUE(store_->create("/registry/pods/ns/before", "0").ok());
   Recorder rec;

@@ -647,6 +647,15 @@ Response Api::handle(const Request& r) {
     md["generation"] = 1;
     md.erase("resourceVersion");
     auto c = store_.create(key_of(res, t.ns, name), stored_form(v));
+    // A generated name that is taken: draw again (5 characters from 27 collide
+    // once in a few million).
+    bool generated = str_at(v, {"metadata", "generateName"}).size() > 0 &&
+                     name.rfind(str_at(v, {"metadata", "generateName"}), 0) == 0;
+    for (int i = 0; i < 5 && generated && c.status.code() == Code::kAlreadyExists; ++i) {
+      name = str_at(v, {"metadata", "generateName"}) + random_suffix();
+      md["name"] = name;
+      c = store_.create(key_of(res, t.ns, name), stored_form(v));
+    }
     if (!c.ok()) return from_status(c.status, res, name);
     return {201, json::serialize(with_rv(stored_form(v), c.value))};
   }

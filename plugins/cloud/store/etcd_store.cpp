@@ -181,6 +181,8 @@ class EtcdStore final : public Store {
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    // Lists of many objects exceed gRPC's default 4 MiB per message.
+    args.SetMaxReceiveMessageSize(-1);
     channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
     kv_ = pb::KV::NewStub(channel_);
     watch_ = pb::Watch::NewStub(channel_);
