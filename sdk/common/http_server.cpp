@@ -15,6 +15,7 @@
 
 #include "kedge/net.h"
 #include "kedge/pki.h"
+#include "net_internal.h"
 #include "tls_socket.h"
 
 namespace kedge::net {
@@ -26,20 +27,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
-}
-
-std::string peer_cn(SSL* ssl) {
-  X509* c = SSL_get1_peer_certificate(ssl);
-  if (!c) return {};
-  std::string cn = SSL_get_verify_result(ssl) == X509_V_OK ? pki::common_name(c) : std::string();
-  X509_free(c);
-  return cn;
-}
 
 class Conn;
 
@@ -88,7 +75,7 @@ class Conn final : public std::enable_shared_from_this<Conn> {
     tls_.async_handshake(asio::ssl::stream_base::server,
                          [self = shared_from_this()](error_code ec) {
                            if (ec) return self->close();
-                           self->cn_ = peer_cn(self->tls_.native_handle());
+                           self->cn_ = detail::verified_peer_cn(self->tls_.native_handle());
                            self->read_request();
                          });
   }
@@ -179,7 +166,8 @@ class Conn final : public std::enable_shared_from_this<Conn> {
     HttpRequest req;
     req.method = std::string(m.method_string());
     req.target = std::string(m.target());
-    for (auto& f : m) req.headers[lower(std::string(f.name_string()))] = std::string(f.value());
+    for (auto& f : m)
+      req.headers[detail::lower(std::string(f.name_string()))] = std::string(f.value());
     req.body = std::move(m.body());
     req.peer_cert_cn = cn_;
     auto ex =
@@ -278,17 +266,7 @@ class HttpServerImpl final : public HttpServer {
 
   Status listen(const std::string& address, uint16_t port, Handler handler) override {
     shared_->handler = std::move(handler);
-    error_code ec;
-    auto addr = asio::ip::make_address(address, ec);
-    if (ec) return invalid_argument("invalid listen address '" + address + "'");
-    tcp::endpoint ep(addr, port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      return {Code::kUnavailable,
-              "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
+    if (Status s = detail::open_acceptor(acceptor_, address, port); !s) return s;
     accept();
     return {};
   }

@@ -14,6 +14,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 
 #include "kedge/pki.h"
+#include "net_internal.h"
 #include "tls_socket.h"
 
 namespace kedge::net {
@@ -30,16 +31,14 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // buffers while idle); the short-lived HTTPS exchanges on asio's ssl::stream.
 using WsStream = websocket::stream<TlsSocket>;
 
+using detail::lower;
+using detail::open_acceptor;
+using detail::verified_peer_cn;
+
 namespace {
 
 Status net_error(const std::string& what, const error_code& ec) {
   return {Code::kUnavailable, what + ": " + ec.message()};
-}
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
 }
 
 // Common TLS settings: TLS 1.2 minimum; TLS 1.2 limited to KubeEdge's suite.
@@ -69,35 +68,11 @@ Status load_identity(ssl::context& ctx, const TlsMaterial& m) {
   return {};
 }
 
-// CN of the peer's certificate, if one was presented and verified.
-std::string verified_peer_cn(SSL* ssl) {
-  X509* c = SSL_get1_peer_certificate(ssl);
-  if (!c) return {};
-  std::string cn = SSL_get_verify_result(ssl) == X509_V_OK ? pki::common_name(c) : std::string();
-  X509_free(c);
-  return cn;
-}
-
 std::string remote_of(const tcp::socket& s) {
   error_code ec;
   auto ep = s.remote_endpoint(ec);
   if (ec) return "?";
   return ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
-Status open_acceptor(tcp::acceptor& acceptor, const std::string& address, uint16_t port) {
-  error_code ec;
-  auto addr = asio::ip::make_address(address, ec);
-  if (ec) return invalid_argument("invalid listen address '" + address + "'");
-  tcp::endpoint ep(addr, port);
-  acceptor.open(ep.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(ep, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return {Code::kUnavailable,
-            "cannot listen on " + address + ":" + std::to_string(port) + ": " + ec.message()};
-  return {};
 }
 
 class WsConnImpl final : public WsConnection {

@@ -7,15 +7,8 @@
 set -uo pipefail
 KEDGE=$(realpath "$1")
 SRC=$(realpath "$2")
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 export KEDGE_CONFIG="$work/kedge-config"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pass=0
 fail=0
 # expect NAME WANT_EXIT PATTERN -- command...

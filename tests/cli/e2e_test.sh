@@ -14,15 +14,8 @@ SRC=$(realpath "$2")
 FIXTURES=$(realpath "$3")
 STORE=${4:-sqlite}
 PLUGINS=$(realpath "$(dirname "$KEDGE")/../lib/kedge/plugins")
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 export KEDGE_CONFIG="$work/kedge-config"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 wait_for() {  # DESCRIPTION COMMAND...: retries for up to 20 s
   local what=$1; shift

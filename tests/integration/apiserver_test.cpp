@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../common/etcd_process.h"
 #include "kedge/pki.h"
 #include "kedge/testing/harness.h"
 
@@ -33,61 +34,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
-
-// A real etcd for the etcd variant, started once.
-struct Etcd {
-  static Etcd& get() {
-    static Etcd e;
-    return e;
-  }
-  std::string endpoint;
-  pid_t pid = -1;
-  fs::path dir;
-  Etcd() {
-    dir = fs::temp_directory_path() / ("kedge-api-etcd-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    uint16_t c = Harness::free_port(), p = Harness::free_port();
-    endpoint = "127.0.0.1:" + std::to_string(c);
-    std::string curl = "http://" + endpoint, purl = "http://127.0.0.1:" + std::to_string(p);
-    std::vector<std::string> args = {"etcd",
-                                     "--name=t",
-                                     "--data-dir=" + (dir / "data").string(),
-                                     "--listen-client-urls=" + curl,
-                                     "--advertise-client-urls=" + curl,
-                                     "--listen-peer-urls=" + purl,
-                                     "--initial-advertise-peer-urls=" + purl,
-                                     "--initial-cluster=t=" + purl};
-    pid = ::fork();
-    if (pid == 0) {
-      int fd = ::open((dir / "etcd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp("etcd", argv.data());
-      ::_exit(127);
-    }
-    // Wait for the client port.
-    for (int i = 0; i < 200; ++i) {
-      asio::io_context io;
-      asio::ip::tcp::socket s(io);
-      boost::system::error_code ec;
-      s.connect({asio::ip::make_address("127.0.0.1"), c}, ec);
-      if (!ec) break;
-      std::this_thread::sleep_for(50ms);
-    }
-    std::this_thread::sleep_for(300ms);
-  }
-  ~Etcd() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    fs::remove_all(dir);
-  }
-};
 
 struct Reply {
   int status = 0;
@@ -114,7 +60,8 @@ class ApiServerTest : public ::testing::TestWithParam<std::string> {
 
   void start(const std::string& extra = "") {
     std::string store = GetParam() == "etcd"
-                            ? "store = \"etcd\"\netcd_endpoints = [\"" + Etcd::get().endpoint +
+                            ? "store = \"etcd\"\netcd_endpoints = [\"" +
+                                  kedge::testing::EtcdProcess::shared().endpoint() +
                                   "\"]\netcd_prefix = \"" + prefix_ + "\"\n"
                             : "store = \"sqlite\"\n";
     cloud_ = std::make_unique<Harness>(
@@ -335,9 +282,9 @@ TEST_P(ApiServerTest, BadRequestsGetStatusErrorsThatNameTheProblem) {
   // socket buffers before the server answers and closes).
   cloud_.reset();
   start("max_body_bytes = 65536\n");
-  auto big = call("POST", "/api/v1/namespaces/default/configmaps",
-                  R"({"metadata":{"name":"big"},"data":{"x":")" + std::string(100000, 'x') +
-                      "\"}}");
+  auto big =
+      call("POST", "/api/v1/namespaces/default/configmaps",
+           R"({"metadata":{"name":"big"},"data":{"x":")" + std::string(100000, 'x') + "\"}}");
   EXPECT_EQ(big.status, 413);
   EXPECT_THAT(big.text, HasSubstr("larger than 65536 bytes"));
 }

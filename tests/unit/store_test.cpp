@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../common/etcd_process.h"
 #include "kedge/testing/harness.h"
 #include "store.h"
 
@@ -31,97 +32,7 @@ struct Backend {
 
 void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
-// One real etcd (Debian's etcd-server) for the whole test program, on free
-// loopback ports with a temporary data dir; each test works under a key
-// prefix of its own.
-class EtcdProcess {
- public:
-  static EtcdProcess& get() {
-    static EtcdProcess p;
-    return p;
-  }
-  const std::string& endpoint() const { return endpoint_; }
-  const std::string& error() const { return error_; }
-  ~EtcdProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
- private:
-  EtcdProcess() {
-    dir_ = fs::temp_directory_path() / ("kedge-etcd-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    client_ = testing::Harness::free_port();
-    peer_ = testing::Harness::free_port();
-    endpoint_ = "127.0.0.1:" + std::to_string(client_);
-    launch();
-  }
-
- public:
-  // Stops etcd (SIGKILL: a crash) and, if `again`, starts it on the same
-  // ports and data.
-  void kill_and_restart(bool again = true) {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    if (again) launch();
-  }
-
- private:
-  void launch() {
-    error_.clear();
-    std::string curl = "http://" + endpoint_, purl = "http://127.0.0.1:" + std::to_string(peer_);
-    std::vector<std::string> args = {"etcd",
-                                     "--name=kedge-test",
-                                     "--data-dir=" + (dir_ / "data").string(),
-                                     "--listen-client-urls=" + curl,
-                                     "--advertise-client-urls=" + curl,
-                                     "--listen-peer-urls=" + purl,
-                                     "--initial-advertise-peer-urls=" + purl,
-                                     "--initial-cluster=kedge-test=" + purl,
-                                     "--log-outputs=stderr"};
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string log = (dir_ / "etcd.log").string();
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp("etcd", argv.data());
-      ::_exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {  // up to 10 s
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        error_ =
-            "etcd exited at start (is etcd-server installed?), status " + std::to_string(status);
-        return;
-      }
-      EtcdOptions o;
-      o.endpoints = {endpoint_};
-      o.timeout = std::chrono::milliseconds(200);
-      if (open_etcd(o).ok()) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    error_ = "etcd did not answer at " + endpoint_ + " within 10 s";
-  }
-  fs::path dir_;
-  std::string endpoint_, error_;
-  uint16_t client_ = 0, peer_ = 0;
-  pid_t pid_ = -1;
-};
+using kedge::testing::EtcdProcess;
 
 std::vector<Backend> Backends() {
   return {{"sqlite",
@@ -129,7 +40,7 @@ std::vector<Backend> Backends() {
              return open_sqlite({(dir / "store.db").string(), history, false});
            }},
           {"etcd", [](const fs::path& dir, int64_t history) -> Result<std::unique_ptr<Store>> {
-             auto& etcd = EtcdProcess::get();
+             auto& etcd = EtcdProcess::shared();
              if (!etcd.error().empty()) return {{Code::kUnavailable, etcd.error()}};
              EtcdOptions o;
              o.endpoints = {etcd.endpoint()};
@@ -390,10 +301,10 @@ TEST_P(StoreConformance, AWatchOlderThanTheHistoryIsGone) {
 // etcd only: what several cloud replicas and etcd's own failures need.
 class EtcdStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_EQ(EtcdProcess::get().error(), ""); }
+  void SetUp() override { ASSERT_EQ(EtcdProcess::shared().error(), ""); }
   static Result<std::unique_ptr<Store>> open(const std::string& prefix) {
     EtcdOptions o;
-    o.endpoints = {EtcdProcess::get().endpoint()};
+    o.endpoints = {EtcdProcess::shared().endpoint()};
     o.prefix = prefix;
     o.timeout = std::chrono::milliseconds(3000);
     return open_etcd(o);
@@ -431,7 +342,7 @@ TEST_F(EtcdStoreTest, AWatchEndsWhenEtcdDiesAndResumesFromItsLastRevisionAfterwa
   ASSERT_TRUE(w.ok());
   auto r1 = s.value->create("/r/a", "1");
   ASSERT_EQ(rec.wait_for(1).size(), 1u);
-  EtcdProcess::get().kill_and_restart(false);
+  EtcdProcess::shared().kill_and_restart(false);
   for (int i = 0; i < 500 &&
                   [&] {
                     std::lock_guard lock(rec.mu);
@@ -448,8 +359,8 @@ TEST_F(EtcdStoreTest, AWatchEndsWhenEtcdDiesAndResumesFromItsLastRevisionAfterwa
   auto down = s.value->create("/r/b", "2");
   EXPECT_FALSE(down.ok());
   EXPECT_THAT(down.status.message(), ::testing::HasSubstr("etcd"));
-  EtcdProcess::get().kill_and_restart(true);
-  ASSERT_EQ(EtcdProcess::get().error(), "");
+  EtcdProcess::shared().kill_and_restart(true);
+  ASSERT_EQ(EtcdProcess::shared().error(), "");
   // The same store object works again; a new watch from the last revision
   // seen gets exactly what happened since.
   auto r2 = s.value->create("/r/b", "2");

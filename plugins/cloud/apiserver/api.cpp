@@ -1,5 +1,7 @@
 #include "api.h"
 
+#include "k8s.h"
+
 #include <openssl/rand.h>
 
 #include <boost/url/parse.hpp>
@@ -74,15 +76,6 @@ Response bad_request(const std::string& message) {
 }
 
 // ---- helpers ----
-
-std::string now_rfc3339() {
-  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string uuid4() {
   unsigned char b[16];
@@ -247,14 +240,11 @@ std::variant<Target, Response> parse_target(const std::string& target) {
   };
   auto rest = std::vector<std::string>(seg.begin() + static_cast<long>(i), seg.end());
   // namespaces/{ns}/{resource}/... (but namespaces/{name}[/status] is the namespace itself)
-  if (rest.size() >= 3 && rest[0] == "namespaces" && group.empty() && rest[2] != "status") {
-    t.ns = rest[1];
-    rest.erase(rest.begin(), rest.begin() + 2);
-    t.res = find(rest[0]);
-    if (!t.res || !t.res->namespaced)
-      return status_error(404, "NotFound",
-                          "the server could not find the requested resource (" + rest[0] + ")");
-  } else if (rest.size() >= 3 && rest[0] == "namespaces" && !group.empty()) {
+  // namespaces/{ns}/{resource}/..., but in the core group namespaces/{name}/status
+  // is the namespace's own status.
+  bool in_namespace = rest.size() >= 3 && rest[0] == "namespaces" &&
+                      (!group.empty() || rest[2] != "status");
+  if (in_namespace) {
     t.ns = rest[1];
     rest.erase(rest.begin(), rest.begin() + 2);
     t.res = find(rest[0]);
@@ -510,7 +500,7 @@ Status Api::bootstrap() {
         {"apiVersion", "v1"},
         {"kind", "Namespace"},
         {"metadata",
-         json::object{{"name", ns}, {"uid", uuid4()}, {"creationTimestamp", now_rfc3339()}}},
+         json::object{{"name", ns}, {"uid", uuid4()}, {"creationTimestamp", k8s::now_rfc3339()}}},
         {"spec", json::object{{"finalizers", json::array{"kubernetes"}}}},
         {"status", json::object{{"phase", "Active"}}}};
     auto r = store_.create("/registry/namespaces/" + std::string(ns), json::serialize(o));
@@ -643,7 +633,7 @@ Response Api::handle(const Request& r) {
     md["name"] = name;
     if (res.namespaced) md["namespace"] = t.ns;
     md["uid"] = uuid4();
-    md["creationTimestamp"] = now_rfc3339();
+    md["creationTimestamp"] = k8s::now_rfc3339();
     md["generation"] = 1;
     md.erase("resourceVersion");
     auto c = store_.create(key_of(res, t.ns, name), stored_form(v));

@@ -21,6 +21,7 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "k8s.h"
 #include "kedge/plugin.h"
 
 namespace {
@@ -268,18 +269,7 @@ class EdgeController final : public kedge::Plugin {
   // ---- reports from edges ----
   void api(const std::string& method, const std::string& target, const json::value& body,
            const std::string& content_type, std::function<void(int64_t, json::value)> done) {
-    json::object c{{"method", method}, {"target", target}, {"contentType", content_type}};
-    if (!body.is_null()) c["body"] = body.is_string() ? body : json::value(json::serialize(body));
-    ctx_->request(
-        "apiserver",
-        kedge::share(
-            kedge::make_message(ctx_->name(), "resource", "request", target, std::move(c))),
-        10s, [done](Status s, MessagePtr r) {
-          if (!s || !r || !r->content.is_object()) return done(503, json::value(s.message()));
-          auto& o = r->content.as_object();
-          done(o.contains("code") && o.at("code").is_int64() ? o.at("code").as_int64() : 500,
-               o.contains("body") ? o.at("body") : json::value());
-        });
+    kedge::k8s::api_request(*ctx_, method, target, body, content_type, std::move(done));
   }
 
   void answer(const MessagePtr& req, json::value content) {

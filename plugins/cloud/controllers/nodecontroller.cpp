@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "k8s.h"
 #include "kedge/plugin.h"
 
 namespace {
@@ -20,15 +21,6 @@ namespace json = boost::json;
 using kedge::MessagePtr;
 using kedge::Status;
 using namespace std::chrono_literals;
-
-std::string now_rfc3339() {
-  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 class NodeController final : public kedge::Plugin {
  public:
@@ -59,19 +51,9 @@ class NodeController final : public kedge::Plugin {
  private:
   void api(const std::string& method, const std::string& target, const json::value& body,
            std::function<void(int64_t, json::value)> done) {
-    json::object c{
-        {"method", method}, {"target", target}, {"contentType", "application/merge-patch+json"}};
-    if (!body.is_null()) c["body"] = json::serialize(body);
-    ctx_->request(
-        "apiserver",
-        kedge::share(
-            kedge::make_message(ctx_->name(), "resource", "request", target, std::move(c))),
-        10s, [done](Status s, MessagePtr r) {
-          if (!s || !r || !r->content.is_object()) return done(503, nullptr);
-          auto& o = r->content.as_object();
-          done(o.contains("code") && o.at("code").is_int64() ? o.at("code").as_int64() : 500,
-               o.contains("body") ? o.at("body") : json::value());
-        });
+    kedge::k8s::api_request(*ctx_, method, target, body,
+                            method == "PATCH" ? "application/merge-patch+json" : "application/json",
+                            std::move(done));
   }
 
   // Creates the Node if it does not exist (KubeEdge's edge labels).
@@ -85,19 +67,15 @@ class NodeController final : public kedge::Plugin {
                                     {"labels", json::object{{"node-role.kubernetes.io/edge", ""},
                                                             {"node-role.kubernetes.io/agent", ""},
                                                             {"kubernetes.io/hostname", node}}}}}};
-      json::object c{{"method", "POST"}, {"target", "/api/v1/nodes"}, {"body", json::serialize(n)}};
-      ctx_->request("apiserver",
-                    kedge::share(kedge::make_message(ctx_->name(), "resource", "request",
-                                                     "/api/v1/nodes", std::move(c))),
-                    10s, [=, this](Status s, MessagePtr r) {
-                      if (s && r) log_->info("registered node {}", node);
-                      then();
-                    });
+      api("POST", "/api/v1/nodes", n, [=, this](int64_t c2, json::value) {
+        if (c2 == 201) log_->info("registered node {}", node);
+        then();
+      });
     });
   }
 
   void set_ready(const std::string& node, bool up) {
-    std::string now = now_rfc3339();
+    std::string now = kedge::k8s::now_rfc3339();
     json::object cond{{"type", "Ready"},
                       {"status", up ? "True" : "Unknown"},
                       {"reason", up ? "EdgeConnected" : "NodeStatusUnknown"},

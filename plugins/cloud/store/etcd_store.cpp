@@ -27,16 +27,10 @@ namespace {
 
 namespace pb = etcdserverpb;
 
-std::string range_end_of(std::string p) {
-  while (!p.empty()) {
-    auto c = static_cast<unsigned char>(p.back());
-    if (c < 0xff) {
-      p.back() = static_cast<char>(c + 1);
-      return p;
-    }
-    p.pop_back();
-  }
-  return std::string(1, '\0');  // every key
+// etcd's range_end for a prefix: "\0" means every key.
+std::string range_end_of(const std::string& p) {
+  std::string e = prefix_end(p);
+  return e.empty() ? std::string(1, '\0') : e;
 }
 
 Status grpc_error(const std::string& what, const grpc::Status& s) {

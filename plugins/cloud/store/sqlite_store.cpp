@@ -18,6 +18,18 @@ const char* type_name(Event::Type t) {
   return "?";
 }
 
+std::string prefix_end(std::string p) {
+  while (!p.empty()) {
+    auto c = static_cast<unsigned char>(p.back());
+    if (c < 0xff) {
+      p.back() = static_cast<char>(c + 1);
+      return p;
+    }
+    p.pop_back();
+  }
+  return {};
+}
+
 namespace {
 
 const std::vector<std::string> kSchema = {
@@ -30,19 +42,6 @@ const std::vector<std::string> kSchema = {
     "  compacted INTEGER NOT NULL);"
     "INSERT INTO state VALUES (1, 0, 0);",
 };
-
-// The first key after every key starting with prefix ("" if none: no bound).
-std::string prefix_end(std::string p) {
-  while (!p.empty()) {
-    auto c = static_cast<unsigned char>(p.back());
-    if (c < 0xff) {
-      p.back() = static_cast<char>(c + 1);
-      return p;
-    }
-    p.pop_back();
-  }
-  return {};
-}
 
 bool has_prefix(const std::string& key, const std::string& prefix) {
   return key.compare(0, prefix.size(), prefix) == 0;

@@ -44,6 +44,10 @@ struct Event {
 
 const char* type_name(Event::Type t);  // ADDED, MODIFIED, DELETED
 
+// The first key after every key that starts with prefix, "" if there is none
+// (a prefix of 0xff bytes, or empty): etcd's range_end for a prefix.
+std::string prefix_end(std::string prefix);
+
 template <class T>
 struct Result {
   Status status;

@@ -1,0 +1,23 @@
+// Small helpers for plugins that deal in Kubernetes objects.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <functional>
+#include <string>
+
+#include "kedge/context.h"
+
+namespace kedge::k8s {
+
+// The current time as Kubernetes writes timestamps (RFC 3339, UTC, seconds).
+std::string now_rfc3339();
+
+// One call to the apiserver plugin's message API (docs/controllers.md):
+// `done(code, body)` with the HTTP status and JSON body, or 503 and the
+// reason when apiserver did not answer within 10 s. `body` null: no body;
+// a string is sent as is, anything else serialized.
+void api_request(Context& ctx, const std::string& method, const std::string& target,
+                 const boost::json::value& body, const std::string& content_type,
+                 std::function<void(int64_t, boost::json::value)> done);
+
+}  // namespace kedge::k8s
