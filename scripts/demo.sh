@@ -52,7 +52,10 @@ wait_for "the node to be Ready" bash -c "'$kedge' get nodes | grep -qE '^quickst
 
 echo "== kedge apply -f examples/quickstart/"
 "$kedge" apply -f examples/quickstart/
-wait_for "the pod at the edge" grep -q '"resource":"default/pod/greeter"' "$state/edge/journal.jsonl"
+meta() {  # the edge's cache (KubeEdge's meta table)
+  python3 -c 'import sqlite3,sys; [print("  " + " ".join(r)) for r in sqlite3.connect(sys.argv[1]).execute("SELECT type, key FROM meta ORDER BY key")]' "$state/edge/edgecore.db"
+}
+wait_for "the pod at the edge" bash -c "$(declare -f meta); state=$state; meta | grep -q default/pod/greeter"
 echo
 echo "== kedge get nodes"
 "$kedge" get nodes
@@ -63,8 +66,8 @@ echo
 echo "== kedge get devices"
 "$kedge" get devices
 echo
-echo "The edge stored what the cloud sent in $state/edge/journal.jsonl:"
-grep -o '"operation":"[a-z]*","resource":"[^"]*"' "$state/edge/journal.jsonl" | sort -u | sed 's/^/  /'
+echo "The edge's metadata cache ($state/edge/edgecore.db, table meta) holds:"
+meta
 echo
 echo "Pods stay Pending: this edge has no container runtime plugin (edged) yet."
 echo "Try:  KEDGE_CONFIG=$KEDGE_CONFIG $kedge get pods -w"
