@@ -3,7 +3,9 @@
 
 #include <boost/json/value.hpp>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "kedge/context.h"
 
@@ -19,5 +21,26 @@ std::string now_rfc3339();
 void api_request(Context& ctx, const std::string& method, const std::string& target,
                  const boost::json::value& body, const std::string& content_type,
                  std::function<void(int64_t, boost::json::value)> done);
+
+// Label selectors: "a=b", "a==b", "a!=b", "a", "!a", "a in (x,y)",
+// "a notin (x,y)", joined by commas.
+struct Selector {
+  struct Req {
+    std::string key;
+    enum class Op { kEq, kNe, kIn, kNotIn, kExists, kNotExists } op = Op::kEq;
+    std::vector<std::string> values;
+  };
+  std::vector<Req> reqs;
+  bool matches(const std::map<std::string, std::string>& labels) const;
+};
+struct SelectorResult {
+  Status status;
+  Selector value;
+  bool ok() const { return status.is_ok(); }
+};
+// The error names the offending requirement.
+SelectorResult parse_label_selector(const std::string& s);
+// metadata.labels of an object.
+std::map<std::string, std::string> labels_of(const boost::json::value& obj);
 
 }  // namespace kedge::k8s

@@ -59,8 +59,9 @@ class Exchange final : public HttpExchange {
 
 class Conn final : public std::enable_shared_from_this<Conn> {
  public:
-  Conn(tcp::socket s, asio::ssl::context& ctx, std::shared_ptr<Shared> shared)
-      : tls_(std::move(s), ctx),
+  // ctx null: plain HTTP.
+  Conn(tcp::socket s, asio::ssl::context* ctx, std::shared_ptr<Shared> shared)
+      : tls_(ctx ? TlsSocket(std::move(s), *ctx) : TlsSocket(std::move(s), nullptr)),
         timer_(tls_.get_executor()),
         shared_(std::move(shared)),
         opts_(shared_->opts) {
@@ -75,7 +76,8 @@ class Conn final : public std::enable_shared_from_this<Conn> {
     tls_.async_handshake(asio::ssl::stream_base::server,
                          [self = shared_from_this()](error_code ec) {
                            if (ec) return self->close();
-                           self->cn_ = detail::verified_peer_cn(self->tls_.native_handle());
+                           if (self->tls_.native_handle())
+                             self->cn_ = detail::verified_peer_cn(self->tls_.native_handle());
                            self->read_request();
                          });
   }
@@ -303,7 +305,7 @@ class HttpServerImpl final : public HttpServer {
         error_code ignore;
         sock.close(ignore);
       } else {
-        std::make_shared<Conn>(std::move(sock), *ctx_, shared_)->start();
+        std::make_shared<Conn>(std::move(sock), ctx_.get(), shared_)->start();
       }
       accept();
     });

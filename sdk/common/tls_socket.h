@@ -42,6 +42,9 @@ class TlsSocket {
       : sock_(std::move(sock)), ssl_(SSL_new(ctx.native_handle())) {
     setup();
   }
+  // Plain TCP through the same interface (no TLS at all): for servers that
+  // serve plain HTTP on loopback.
+  TlsSocket(next_layer_type sock, std::nullptr_t) : sock_(std::move(sock)), ssl_(nullptr) {}
   // A socket to connect; call attach() once it is connected.
   TlsSocket(const executor_type& ex, boost::asio::ssl::context& ctx)
       : sock_(ex), ssl_(SSL_new(ctx.native_handle())) {
@@ -68,7 +71,7 @@ class TlsSocket {
     // Messages go out as they are written (Nagle would hold small frames
     // back until the previous one is ACKed, halving the message rate).
     sock_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-    if (ec) return ec;
+    if (ec || !ssl_) return ec;
     BIO* bio = BIO_new(socket_bio());
     if (!bio) return boost::asio::error::no_memory;
     BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(sock_.native_handle())));
@@ -78,6 +81,9 @@ class TlsSocket {
 
   template <class Token>
   auto async_handshake(boost::asio::ssl::stream_base::handshake_type type, Token&& token) {
+    if (!ssl_)
+      return boost::asio::post(sock_.get_executor(),
+                               [h = std::forward<Token>(token)]() mutable { h({}); });
     if (type == boost::asio::ssl::stream_base::client)
       SSL_set_connect_state(ssl_);
     else
@@ -92,6 +98,7 @@ class TlsSocket {
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    if (!ssl_) return sock_.async_read_some(buffers, std::forward<Token>(token));
     boost::asio::mutable_buffer b;
     for (auto it = boost::asio::buffer_sequence_begin(buffers);
          it != boost::asio::buffer_sequence_end(buffers); ++it)
@@ -109,6 +116,7 @@ class TlsSocket {
 
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    if (!ssl_) return sock_.async_write_some(buffers, std::forward<Token>(token));
     // One TLS record per call: small pieces (a frame header and its payload)
     // are gathered into one, up to a record's size.
     const size_t kRecord = 16 * 1024;

@@ -26,7 +26,7 @@ wait_for() {  # DESCRIPTION COMMAND...: retries for up to 20 s
   fail "timed out: $what"
 }
 
-p1=$(free_port); p2=$(free_port); p3=$(free_port)
+p1=$(free_port); p2=$(free_port); p3=$(free_port); pm=$(free_port)
 manifest=cloudcore.toml
 if [ "$STORE" = etcd ]; then
   manifest=cloudcore-etcd.toml
@@ -45,7 +45,8 @@ sed -e "s|/var/lib/kedge/cloud|$work/cloud|" -e "s|port = 10000|port = $p1|" -e 
 {
   sed -e "s|/var/lib/kedge/edge|$work/edge|g" -e "s|127.0.0.1:10000|127.0.0.1:$p1|" \
       -e "s|127.0.0.1:10002|127.0.0.1:$p2|" -e "s|heartbeat_s = 15|heartbeat_s = 1|" \
-      -e "s|^log_level = .*|&\nplugin_dirs = [\"$PLUGINS\", \"$FIXTURES\"]|" "$SRC/config/edgecore.toml"
+      -e "s|^log_level = .*|&\nplugin_dirs = [\"$PLUGINS\", \"$FIXTURES\"]|" \
+      -e "s|^name = \"metaserver\".*|&\n[plugin.config]\nport = $pm|" "$SRC/config/edgecore.toml"
   printf '\n[[plugin]]\nname = "edged"\n'
 } >"$work/edge.toml"
 
@@ -127,6 +128,25 @@ wait $edge
 wait_for "node edge-1 NotReady" bash -c "'$KEDGE' get nodes | grep -qE '^edge-1 +NotReady'"
 "$KEDGE" get pod web >/dev/null || fail "the pod was evicted"
 
+# Offline: the cloud stops, the edge restarts, and the edge's API still
+# serves everything it had (kubectl, if installed).
 kill -TERM $cloud
 wait $cloud
+"$KEDGE" run "$work/edge.toml" >"$work/edge3.log" 2>&1 &
+edge=$!
+pids+=($edge)
+kc=(kubectl --server "http://127.0.0.1:$pm")
+if command -v kubectl >/dev/null; then
+  wait_for "the edge's API" bash -c "${kc[*]} get pods"
+  "${kc[@]}" get pods | grep -qE '^web +' || fail "kubectl get pods (offline)"
+  "${kc[@]}" get pod web -o jsonpath='{.status.phase}' | grep -qx Running || fail "pod status (offline)"
+  "${kc[@]}" get configmaps | grep -qE '^web-config +' || fail "kubectl get configmaps (offline)"
+  "${kc[@]}" get pods -l app=none 2>&1 | grep -q "No resources found" || fail "label selector"
+  timeout 3 "${kc[@]}" get pods -w >"$work/watch.out" 2>&1
+  grep -qE '^web ' "$work/watch.out" || fail "kubectl get pods -w"
+  { "${kc[@]}" delete pod web 2>&1 || true; } | grep -q "read-only" || fail "writes must be refused"
+  { "${kc[@]}" get widgets 2>&1 || true; } | grep -q "error" || fail "unknown kinds"
+else
+  echo "kubectl not installed: the offline checks of the edge's API are skipped"
+fi
 echo "1 passed, 0 failed ($STORE)"

@@ -60,19 +60,8 @@ class Api {
   store::Store& store_;
 };
 
-// Exposed for tests.
+// Exposed for tests (label selectors are in k8s.h).
 boost::json::value merge_patch(const boost::json::value& target, const boost::json::value& patch);
-struct Selector {
-  struct Req {
-    std::string key;
-    enum class Op { kEq, kNe, kIn, kNotIn, kExists, kNotExists } op = Op::kEq;
-    std::vector<std::string> values;
-  };
-  std::vector<Req> reqs;
-  bool matches(const std::map<std::string, std::string>& labels) const;
-};
-// Parses a label selector ("a=b,c!=d,e in (x,y),!f"); the error names the
-// offending requirement.
-store::Result<Selector> parse_label_selector(const std::string& s);
+
 
 }  // namespace kedge::api

@@ -154,6 +154,15 @@ class MetaManager final : public kedge::Plugin {
                  s.message());
   }
 
+  // metaserver (if it runs) serves watches from this feed of stored changes.
+  void publish(const MessagePtr& m) {
+    Message copy = *m;
+    copy.route.source = ctx_->name();
+    Status s = ctx_->send("metaserver", kedge::share(std::move(copy)));
+    if (!s && s.code() != Code::kNotFound)
+      log_->warn("change of {} not passed to metaserver: {}", m->route.resource, s.message());
+  }
+
   void cloud_change(const MessagePtr& m) {
     const std::string& key = m->route.resource;
     Parts p = split(key);
@@ -169,6 +178,7 @@ class MetaManager final : public kedge::Plugin {
       update_count();
       ack(m);
       hand_over(m, type);
+      publish(m);
     };
     if (op == "delete") {
       // A pod goes only if it is the one stored (same UID), with its status
@@ -239,7 +249,8 @@ class MetaManager final : public kedge::Plugin {
       return out;
     }
     by_type_.reset();
-    by_type_.bind(1, p.type).bind(2, p.ns + "/%");
+    // "*/<type>": every namespace.
+    by_type_.bind(1, p.type).bind(2, p.ns == "*" ? std::string("%") : p.ns + "/%");
     for (;;) {
       auto r = by_type_.step();
       if (!r.status || !r.row) break;

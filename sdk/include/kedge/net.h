@@ -192,6 +192,7 @@ class KEDGE_EXPORT HttpServer : public std::enable_shared_from_this<HttpServer> 
     size_t max_connections = 4096;
     size_t max_stream_queue = 16 << 20;
   };
+  // A null `ctx` serves plain HTTP (for loopback-only APIs).
   static std::shared_ptr<HttpServer> create(boost::asio::any_io_executor ex, SslContext ctx,
                                             Options opts);
   virtual ~HttpServer() = default;
