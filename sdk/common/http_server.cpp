@@ -109,6 +109,24 @@ class Conn final : public std::enable_shared_from_this<Conn> {
   }
   const HttpServer::Options& opts() const { return opts_; }
 
+  // After refusing a request whose body is still arriving: stop sending,
+  // read and drop what the client still sends (up to 2 s), then close, so
+  // the client gets to read the answer instead of a reset.
+  bool linger = false;
+  void linger_close() {
+    error_code ec;
+    tls_.next_layer().shutdown(tcp::socket::shutdown_send, ec);
+    arm(std::chrono::milliseconds(2000));
+    drain();
+  }
+  void drain() {
+    tls_.next_layer().async_read_some(asio::buffer(probe_),
+                                      [self = shared_from_this()](error_code ec, size_t) {
+                                        if (ec || self->closed_) return self->close();
+                                        self->drain();
+                                      });
+  }
+
   void close() {
     if (closed_) return;
     closed_ = true;
@@ -142,6 +160,7 @@ class Conn final : public std::enable_shared_from_this<Conn> {
     http::async_read(tls_, buf_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
       self->timer_.cancel();
       if (ec == http::error::body_limit) {
+        self->linger = true;
         self->send(error_response(413, "request body larger than " +
                                            std::to_string(self->opts_.max_body) + " bytes"),
                    true, false);
@@ -187,7 +206,8 @@ class Conn final : public std::enable_shared_from_this<Conn> {
                         self->queued_ -= done.bytes.size();
                         if (ec) return self->close();
                         if (done.last) {
-                          if (!done.keep_alive) return self->close();
+                          if (!done.keep_alive)
+                            return self->linger ? self->linger_close() : self->close();
                           self->read_request();
                         }
                         if (!self->queue_.empty() && !self->closed_) self->write_next();

@@ -98,7 +98,8 @@ class ApiServerTest : public ::testing::TestWithParam<std::string> {
     if (!body.empty()) req.set(http::field::content_type, content_type);
     req.body() = body;
     req.prepare_payload();
-    http::write(s, req);
+    boost::system::error_code wec;
+    http::write(s, req, wec);  // a refused body may be cut short: the answer still comes
     beast::flat_buffer buf;
     http::response_parser<http::string_body> p;
     p.body_limit(64 << 20);

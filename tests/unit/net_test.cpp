@@ -51,6 +51,12 @@ class NetTest : public ::testing::Test {
     thread_ = std::thread([this] { io_.run(); });
   }
   void TearDown() override {
+    // The echo handler holds its connection: close it, or it is never freed.
+    run([this] {
+      if (server_conn_) server_conn_->close({Code::kUnavailable, "test over"});
+      server_conn_.reset();
+      return 0;
+    });
     if (server_) run([this] { server_->stop(); });
     work_.reset();
     io_.stop();
@@ -214,7 +220,8 @@ TEST_F(NetTest, ConnectsByDnsNameAndCarriesLargeFramesAndBursts) {
     for (int i = 0; i < 2000; ++i)
       EXPECT_EQ(got[static_cast<size_t>(i) + 1], "echo:m" + std::to_string(i));
     return 0;
-  });  run([&] {
+  });
+  run([&] {
     c->close({Code::kUnavailable, "done"});
     return 0;
   });
