@@ -69,6 +69,11 @@ echo
 echo "The edge's metadata cache ($state/edge/edgecore.db, table meta) holds:"
 meta
 echo
+if command -v kubectl >/dev/null; then
+  echo "== kubectl --server http://127.0.0.1:10550 get pods,configmaps   (the edge's own API)"
+  kubectl --server http://127.0.0.1:10550 get pods,configmaps || true
+  echo
+fi
 echo "Pods stay Pending: this edge has no container runtime plugin (edged) yet."
 echo "Try:  KEDGE_CONFIG=$KEDGE_CONFIG $kedge get pods -w"
 [ "$exit_after" = 1 ] && exit 0
