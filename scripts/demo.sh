@@ -55,7 +55,8 @@ echo "== kedge apply -f examples/quickstart/"
 meta() {  # the edge's cache (KubeEdge's meta table)
   python3 -c 'import sqlite3,sys; [print("  " + " ".join(r)) for r in sqlite3.connect(sys.argv[1]).execute("SELECT type, key FROM meta ORDER BY key")]' "$state/edge/edgecore.db"
 }
-wait_for "the pod at the edge" bash -c "$(declare -f meta); state=$state; meta | grep -q default/pod/greeter"
+at_edge() { meta | grep -q " $1$"; }
+wait_for "the pod at the edge" at_edge default/pod/greeter
 echo
 echo "== kedge get nodes"
 "$kedge" get nodes

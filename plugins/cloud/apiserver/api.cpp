@@ -150,7 +150,6 @@ std::string field_at(const json::value& v, const std::string& dotted) {
   return {};
 }
 
-
 // Field selectors: metadata.name, metadata.namespace, spec.*, status.* with
 // =, == and !=.
 struct FieldReq {
@@ -230,8 +229,8 @@ std::variant<Target, Response> parse_target(const std::string& target) {
   // namespaces/{ns}/{resource}/... (but namespaces/{name}[/status] is the namespace itself)
   // namespaces/{ns}/{resource}/..., but in the core group namespaces/{name}/status
   // is the namespace's own status.
-  bool in_namespace = rest.size() >= 3 && rest[0] == "namespaces" &&
-                      (!group.empty() || rest[2] != "status");
+  bool in_namespace =
+      rest.size() >= 3 && rest[0] == "namespaces" && (!group.empty() || rest[2] != "status");
   if (in_namespace) {
     t.ns = rest[1];
     rest.erase(rest.begin(), rest.begin() + 2);
@@ -278,12 +277,15 @@ json::value with_rv(const std::string& stored, int64_t rev) {
   return v;
 }
 
-std::string stored_form(json::value v) {
+// The object as stored: without metadata.resourceVersion (the store's
+// revision is the version).
+json::value without_rv(json::value v) {
   if (auto* o = v.if_object())
     if (auto m = o->find("metadata"); m != o->end() && m->value().is_object())
       m->value().as_object().erase("resourceVersion");
-  return json::serialize(v);
+  return v;
 }
+std::string stored_form(json::value v) { return json::serialize(without_rv(std::move(v))); }
 
 int64_t parse_rv(const std::string& s, bool& ok) {
   ok = true;
@@ -369,9 +371,6 @@ json::value merge_patch(const json::value& target, const json::value& patch) {
   }
   return result;
 }
-
-
-
 
 // ---- the API ----
 
@@ -624,11 +623,12 @@ Response Api::handle(const Request& r) {
       int64_t gen = generation_of(oo);
       fo["metadata"].as_object()["generation"] = spec_changed(fo, oo) ? gen + 1 : gen;
       // Nothing changed: no write, no new resourceVersion (as Kubernetes).
-      if (json::parse(stored_form(next)) == json::parse(stored_form(old)) &&
-          expected == cur.value.mod_rev)
+      json::value stored = without_rv(std::move(next));
+      if (stored == without_rv(old) && expected == cur.value.mod_rev)
         return {200, json::serialize(old)};
-      auto u = store_.update(key, stored_form(next), expected);
-      if (u.ok()) return {200, json::serialize(with_rv(stored_form(next), u.value))};
+      std::string value = json::serialize(stored);
+      auto u = store_.update(key, value, expected);
+      if (u.ok()) return {200, json::serialize(with_rv(value, u.value))};
       if (u.status.code() == Code::kConflict && r.method == "PATCH") continue;
       return from_status(u.status, res, t.name);
     }
