@@ -15,10 +15,10 @@
 #include <boost/url/parse.hpp>
 #include <chrono>
 #include <ctime>
-#include <set>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "kedge/core/manifest.h"
@@ -779,6 +779,47 @@ int cmd_delete(const Args& a) {
   return failures ? 1 : 0;
 }
 
+// kedge create token SA [-n NS] [--duration D]: a TokenRequest, as kubectl
+// create token. D is seconds, or a number with s, m or h.
+int cmd_create(const std::vector<std::string>& args) {
+  const std::string usage = "usage: kedge create token SERVICEACCOUNT [-n NS] [--duration 1h]";
+  if (args.empty() || args[0] != "token") throw Failure{usage, kUsage};
+  int64_t seconds = 3600;
+  std::vector<std::string> rest;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string v;
+    if (args[i] == "--duration") {
+      if (i + 1 >= args.size()) throw Failure{"--duration needs a value", kUsage};
+      v = args[++i];
+    } else if (args[i].rfind("--duration=", 0) == 0) {
+      v = args[i].substr(11);
+    } else {
+      rest.push_back(args[i]);
+      continue;
+    }
+    char* end = nullptr;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    std::string unit = end ? std::string(end) : "";
+    int64_t mult = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+    if (end == v.c_str() || mult == 0 || n <= 0)
+      throw Failure{"--duration \"" + v + "\" is not a duration (e.g. 600, 10m, 2h)", kUsage};
+    seconds = n * mult;
+  }
+  Args a = parse_args(rest);
+  if (a.pos.size() != 1) throw Failure{usage, kUsage};
+  Client c(a.cfg);
+  json::object body{{"apiVersion", "authentication.k8s.io/v1"},
+                    {"kind", "TokenRequest"},
+                    {"spec", json::object{{"expirationSeconds", seconds}}}};
+  Reply r = c.call("POST",
+                   "/api/v1/namespaces/" + url_encode(a.cfg.ns) + "/serviceaccounts/" +
+                       url_encode(a.pos[0]) + "/token",
+                   json::serialize(body));
+  if (r.status != 201) throw Failure{Client::error_text(r.status, r.body)};
+  std::cout << at(r.json, {"status", "token"}) << "\n";
+  return 0;
+}
+
 // Writes ~/.kedge/config for the cloud of a manifest on this machine.
 int cmd_config(const std::vector<std::string>& args) {
   if (args.empty() || args[0] != "init")
@@ -833,6 +874,7 @@ int cmd_config(const std::vector<std::string>& args) {
 int client_main(const std::string& cmd, const std::vector<std::string>& args) {
   try {
     if (cmd == "config") return cmd_config(args);
+    if (cmd == "create") return cmd_create(args);
     Args a = parse_args(args);
     if (cmd == "apply") return cmd_apply(a);
     if (cmd == "get") return cmd_get(a);

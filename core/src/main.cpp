@@ -39,6 +39,8 @@ int usage(std::ostream& o, int code) {
        "  get KIND [NAME...] [-n NS|-A] [-l SELECTOR] [-o wide|json|yaml|name] [-w]\n"
        "  describe KIND NAME [-n NS]\n"
        "  delete KIND NAME... | -f FILE|DIR\n"
+       "  create token SERVICEACCOUNT [-n NS] [--duration 1h]\n"
+       "                                      a service-account token (for the edge's API)\n"
        "  watch KIND [NAME] [-n NS|-A] [-l SELECTOR]\n"
        "  version            print the version and plugin ABI version\n";
   return code;
@@ -224,7 +226,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "plugins") return cmd_plugins(rest);
     if (cmd == "token" || cmd == "apply" || cmd == "get" || cmd == "describe" || cmd == "delete" ||
-        cmd == "watch" || cmd == "config")
+        cmd == "watch" || cmd == "config" || cmd == "create")
       return cmd_tool(args);
     std::cerr << "error: unknown command '" << cmd << "'\n";
     return usage(std::cerr, kExitUsage);

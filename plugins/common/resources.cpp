@@ -17,6 +17,11 @@ const std::vector<Resource>& resources() {
       {"devices.kubeedge.io", "v1beta1", "devices", "Device", true, true},
       {"devices.kubeedge.io", "v1beta1", "devicemodels", "DeviceModel", true, false},
       {"operations.kubeedge.io", "v1alpha1", "nodeupgradejobs", "NodeUpgradeJob", false, true},
+      {"rbac.authorization.k8s.io", "v1", "roles", "Role", true, false},
+      {"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, false},
+      {"rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, false},
+      {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false,
+       false},
   };
   return r;
 }

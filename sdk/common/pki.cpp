@@ -363,44 +363,52 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
 }
 }  // namespace
 
-std::string jwt_hs256(std::string_view secret, int64_t exp) {
+std::string jwt_hs256_sign(std::string_view secret, std::string_view payload_json) {
   std::string header = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
-  std::string payload = base64url_encode("{\"exp\":" + std::to_string(exp) + "}");
-  std::string signing_input = header + "." + payload;
+  std::string signing_input = header + "." + base64url_encode(payload_json);
   return signing_input + "." + base64url_encode(hmac_sha256(secret, signing_input));
+}
+
+std::string jwt_hs256(std::string_view secret, int64_t exp) {
+  return jwt_hs256_sign(secret, "{\"exp\":" + std::to_string(exp) + "}");
 }
 
 Status jwt_verify(std::string_view secret, std::string_view token,
                   std::chrono::system_clock::time_point now) {
+  return jwt_verify_payload(secret, token, now).status;
+}
+
+Result<std::string> jwt_verify_payload(std::string_view secret, std::string_view token,
+                                       std::chrono::system_clock::time_point now) {
   size_t d1 = token.find('.');
   size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
   if (d2 == std::string_view::npos || token.find('.', d2 + 1) != std::string_view::npos)
-    return invalid_argument("token is not a JWT (expected header.payload.signature)");
+    return {invalid_argument("token is not a JWT (expected header.payload.signature)"), {}};
   auto header = base64url_decode(token.substr(0, d1));
   auto payload = base64url_decode(token.substr(d1 + 1, d2 - d1 - 1));
   auto sig = base64url_decode(token.substr(d2 + 1));
   if (!header.ok() || !payload.ok() || !sig.ok())
-    return invalid_argument("token is not a JWT (a part is not base64url)");
+    return {invalid_argument("token is not a JWT (a part is not base64url)"), {}};
   boost::system::error_code ec;
   auto h = boost::json::parse(header.value, ec);
-  if (ec || !h.is_object()) return invalid_argument("token header is not a JSON object");
+  if (ec || !h.is_object()) return {invalid_argument("token header is not a JSON object"), {}};
   auto* alg = h.as_object().if_contains("alg");
   if (!alg || !alg->is_string() || alg->as_string() != "HS256")
-    return invalid_argument("token algorithm is not HS256");
+    return {invalid_argument("token algorithm is not HS256"), {}};
   auto p = boost::json::parse(payload.value, ec);
-  if (ec || !p.is_object()) return invalid_argument("token payload is not a JSON object");
+  if (ec || !p.is_object()) return {invalid_argument("token payload is not a JSON object"), {}};
   std::string expected = hmac_sha256(secret, token.substr(0, d2));
   if (expected.size() != sig.value.size() ||
       CRYPTO_memcmp(expected.data(), sig.value.data(), expected.size()) != 0)
-    return {Code::kFailedPrecondition, "token signature is invalid"};
+    return {{Code::kFailedPrecondition, "token signature is invalid"}, {}};
   auto* exp = p.as_object().if_contains("exp");
   if (!exp || !(exp->is_int64() || exp->is_double()))
-    return invalid_argument("token has no exp claim");
+    return {invalid_argument("token has no exp claim"), {}};
   double e = exp->is_int64() ? static_cast<double>(exp->as_int64()) : exp->as_double();
   double t = static_cast<double>(
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
-  if (e <= t) return {Code::kFailedPrecondition, "token has expired"};
-  return {};
+  if (e <= t) return {{Code::kFailedPrecondition, "token has expired"}, {}};
+  return {{}, std::move(payload.value)};
 }
 
 Result<JoinToken> parse_join_token(std::string_view token) {

@@ -97,6 +97,30 @@ expect missing-file 1 'the path ".*nope.yaml" does not exist' -- "$KEDGE" apply 
 expect unreachable 1 "cannot reach the API server at https://127.0.0.1:1" -- "$KEDGE" get pods --server https://127.0.0.1:1
 expect bad-token 1 "refused the credentials \(401 Unauthorized\)" -- "$KEDGE" get pods --token not-the-token
 expect bad-server-url 1 "is not an https://HOST:PORT URL" -- "$KEDGE" get pods --server http://x
+# Service-account tokens (kubectl create token) and RBAC on the cloud's API.
+cat > "$work/sa.yaml" <<'YAML'
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: reader}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader}
+subjects: [{kind: ServiceAccount, name: reader}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+YAML
+expect apply-rbac 0 "rolebinding.rbac.authorization.k8s.io/reader created|rolebinding/reader created" -- "$KEDGE" apply -f "$work/sa.yaml"
+sa_token=$("$KEDGE" create token reader --duration 10m)
+expect sa-may-list 0 "^web " -- "$KEDGE" get pods --token "$sa_token"
+expect sa-may-not 1 'User "system:serviceaccount:default:reader" cannot list resource "configmaps"' -- "$KEDGE" get cm --token "$sa_token"
+expect token-no-sa 1 'serviceaccounts "ghost" not found' -- "$KEDGE" create token ghost
+expect token-bad-duration 2 'is not a duration' -- "$KEDGE" create token reader --duration soon
+expect token-too-short 1 'must be between 600 and' -- "$KEDGE" create token reader --duration 5s
 expect delete 0 'pod "web" deleted' -- "$KEDGE" delete pod web
 expect delete-file 1 'configmap "settings" deleted' -- "$KEDGE" delete -f "$work/app.yaml"
 expect deleted 1 'pods "web" not found' -- "$KEDGE" get pod web

@@ -196,6 +196,7 @@ struct Target {
   const Resource* res = nullptr;
   std::string ns, name;
   bool status = false;  // the /status subresource
+  bool token = false;   // serviceaccounts/{name}/token (TokenRequest)
   std::map<std::string, std::string> query;
 };
 
@@ -248,6 +249,10 @@ std::variant<Target, Response> parse_target(const std::string& target) {
   }
   if (rest.size() >= 2) t.name = rest[1];
   if (rest.size() == 3) {
+    if (rest[2] == "token" && t.res->plural == "serviceaccounts") {
+      t.token = true;
+      return t;
+    }
     if (rest[2] != "status")
       return status_error(404, "NotFound", "no subresource \"" + rest[2] + "\"");
     if (!t.res->has_status)
@@ -444,14 +449,110 @@ bool node_may(const Identity& who, const Request& r, const Target& t, store::Sto
 
 }  // namespace
 
+namespace {
+
+Attributes attributes(const Request& r, const Target& t) {
+  Attributes a;
+  a.group = t.res->group;
+  a.resource = t.res->plural;
+  a.subresource = t.status ? "status" : t.token ? "token" : "";
+  a.ns = t.ns;
+  a.name = t.name;
+  if (r.method == "GET") {
+    auto w = t.query.find("watch");
+    bool watch = w != t.query.end() && (w->second == "1" || w->second == "true");
+    a.verb = watch ? "watch" : t.name.empty() ? "list" : "get";
+  } else if (r.method == "POST") {
+    a.verb = "create";
+  } else if (r.method == "PUT") {
+    a.verb = "update";
+  } else if (r.method == "PATCH") {
+    a.verb = "patch";
+  } else if (r.method == "DELETE") {
+    a.verb = "delete";
+  } else {
+    a.verb = r.method;
+  }
+  return a;
+}
+
+// POST serviceaccounts/{name}/token: a TokenRequest (authentication.k8s.io/v1).
+Response token_request(store::Store& store_, const Auth* auth_, const Request& r, const Target& t) {
+  if (r.method != "POST")
+    return status_error(405, "MethodNotAllowed", "tokens are requested with POST");
+  if (!auth_)
+    return status_error(404, "NotFound", "this API server does not issue service account tokens");
+  const Resource& res = *t.res;
+  auto sa = store_.get(key_of(res, t.ns, t.name));
+  if (!sa.ok()) return from_status(sa.status, res, t.name);
+  int64_t seconds = 3600;
+  if (!r.body.empty()) {
+    json::error_code ec;
+    auto b = json::parse(r.body, ec);
+    if (ec || !b.is_object()) return bad_request("the TokenRequest is not a JSON object");
+    const json::value* spec = b.as_object().if_contains("spec");
+    const json::value* ep =
+        spec && spec->is_object() ? spec->as_object().if_contains("expirationSeconds") : nullptr;
+    if (ep && !ep->is_null()) {
+      const json::value& e = *ep;
+      if (!e.is_int64() && !e.is_uint64())
+        return bad_request("spec.expirationSeconds must be an integer");
+      seconds = e.to_number<int64_t>();
+    }
+  }
+  if (seconds < auth_->min_token_seconds || seconds > auth_->max_token_seconds)
+    return status_error(
+        422, "Invalid",
+        "TokenRequest.authentication.k8s.io \"" + t.name +
+            "\" is invalid: spec.expirationSeconds: Invalid value: " + std::to_string(seconds) +
+            ": must be between " + std::to_string(auth_->min_token_seconds) + " and " +
+            std::to_string(auth_->max_token_seconds) + " seconds",
+        &res, t.name, {{"spec.expirationSeconds", "out of range"}});
+  json::value v = json::parse(sa.value.value);
+  std::string uid = str_at(v, {"metadata", "uid"});
+  auto exp = std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+  int64_t exp_s = std::chrono::duration_cast<std::chrono::seconds>(exp.time_since_epoch()).count();
+  std::time_t tt = static_cast<std::time_t>(exp_s);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  json::object out{
+      {"kind", "TokenRequest"},
+      {"apiVersion", "authentication.k8s.io/v1"},
+      {"metadata", json::object{{"name", t.name}, {"namespace", t.ns}}},
+      {"spec", json::object{{"expirationSeconds", seconds}, {"audiences", json::array{}}}},
+      {"status", json::object{{"token", auth_->issue(t.ns, t.name, uid, exp_s)},
+                              {"expirationTimestamp", when}}}};
+  return {201, json::serialize(out)};
+}
+
+}  // namespace
+
+bool attributes_of(const Request& r, Attributes& out) {
+  auto parsed = parse_target(r.target);
+  auto* t = std::get_if<Target>(&parsed);
+  if (!t) return false;
+  out = attributes(r, *t);
+  return true;
+}
+
 Response Api::handle(const Request& r) {
   if (r.who.kind == Identity::Kind::kNone)
     return status_error(401, "Unauthorized",
-                        "Unauthorized: a bearer token or a node certificate is required");
+                        r.who.failure.empty()
+                            ? "Unauthorized: a bearer token or a node certificate is required"
+                            : "Unauthorized: " + r.who.failure);
   auto parsed = parse_target(r.target);
   if (auto* e = std::get_if<Response>(&parsed)) return *e;
   Target t = std::get<Target>(parsed);
   const Resource& res = *t.res;
+  if (r.who.kind == Identity::Kind::kServiceAccount) {
+    Attributes a = attributes(r, t);
+    if (!auth_ || !auth_->authorize(r.who, a).allowed)
+      return status_error(403, "Forbidden", Auth::forbidden_message(r.who, a), &res, t.name);
+  }
+  if (t.token) return token_request(store_, auth_, r, t);
   if (r.who.kind == Identity::Kind::kNode && !node_may(r.who, r, t, store_))
     return status_error(403, "Forbidden",
                         "node \"" + r.who.name + "\" cannot " + r.method + " " + res.plural +
@@ -641,7 +742,9 @@ WatchStart Api::watch(const Request& r, std::function<void(std::string)> emit,
                       std::function<void(std::string)> on_end) {
   WatchStart out;
   if (r.who.kind == Identity::Kind::kNone) {
-    out.error = status_error(401, "Unauthorized", "Unauthorized");
+    out.error =
+        status_error(401, "Unauthorized",
+                     r.who.failure.empty() ? "Unauthorized" : "Unauthorized: " + r.who.failure);
     return out;
   }
   auto parsed = parse_target(r.target);
@@ -651,6 +754,13 @@ WatchStart Api::watch(const Request& r, std::function<void(std::string)> emit,
   }
   Target t = std::get<Target>(parsed);
   const Resource& res = *t.res;
+  if (r.who.kind == Identity::Kind::kServiceAccount) {
+    Attributes a = attributes(r, t);
+    if (!auth_ || !auth_->authorize(r.who, a).allowed) {
+      out.error = status_error(403, "Forbidden", Auth::forbidden_message(r.who, a), &res, t.name);
+      return out;
+    }
+  }
   auto f = filter_of(t);
   if (auto* e = std::get_if<Response>(&f)) {
     out.error = *e;

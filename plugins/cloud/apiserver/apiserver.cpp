@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "api.h"
+#include "channel.h"
 #include "kedge/net.h"
 #include "kedge/pki.h"
 #include "kedge/plugin.h"
@@ -49,12 +50,20 @@ class ApiServer final : public kedge::Plugin {
     if (Status s = open_store(); !s) return s;
     if (Status s = load_tokens(); !s) return s;
     if (Status s = load_tls(); !s) return s;
-    api_ = std::make_unique<kedge::api::Api>(*store_);
+    auto secret = load_secret((dir_ / "sa.key").string());
+    if (!secret.ok()) return secret.status;
+    auth_ = std::make_unique<kedge::api::Auth>(*store_, secret.value);
+    auth_->min_token_seconds = cfg_.get_int("token_min_seconds");
+    api_ = std::make_unique<kedge::api::Api>(*store_, auth_.get());
     if (Status s = api_->bootstrap(); !s) return s;
     auto& m = ctx.metrics();
     requests_ = &m.counter("kedge_apiserver_requests_total", "API requests answered");
     errors_ = &m.counter("kedge_apiserver_errors_total", "API requests answered with 4xx/5xx");
     watches_ = &m.gauge("kedge_apiserver_watches", "Watch streams open");
+    applications_ = &m.counter("kedge_apiserver_applications_total",
+                               "Authorization requests (Applications) from edges");
+    refused_apps_ =
+        &m.counter("kedge_apiserver_applications_refused_total", "Applications answered Rejected");
     return {};
   }
 
@@ -91,6 +100,7 @@ class ApiServer final : public kedge::Plugin {
   // Plugins act as administrators.
   void on_message(const kedge::MessagePtr& m) override {
     const std::string& op = m->route.operation;
+    if (m->route.group == "dynamiccontroller") return on_application(m);
     if (op == "request") return on_request(m);
     if (op == "watch") return on_watch(m);
     if (op == "unwatch") {
@@ -128,6 +138,21 @@ class ApiServer final : public kedge::Plugin {
       return {};
     }
     return kedge::invalid_argument("store: expected \"sqlite\" or \"etcd\", got \"" + kind + "\"");
+  }
+
+  // The key that signs service-account tokens: created at first start.
+  static pki::Result<std::string> load_secret(const std::string& file) {
+    auto k = pki::read_file(file);
+    if (!k.ok()) {
+      if (Status s = pki::write_file(file, random_hex(32) + "\n", true); !s) return {s, {}};
+      k = pki::read_file(file);
+      if (!k.ok()) return k;
+    }
+    while (!k.value.empty() && (k.value.back() == '\n' || k.value.back() == '\r'))
+      k.value.pop_back();
+    if (k.value.size() < 32)
+      return {kedge::invalid_argument(file + ": key shorter than 32 characters"), {}};
+    return k;
   }
 
   // Admin tokens: the configured ones, and <data_dir>/apiserver/admin.token
@@ -187,6 +212,8 @@ class ApiServer final : public kedge::Plugin {
           who.name = "admin";
           return who;
         }
+      if (!auth_->authenticate(given, who, who.failure))
+        who.kind = kedge::api::Identity::Kind::kNone;
       return who;  // a wrong token is not a fall-back to the certificate
     }
     if (r.peer_cert_cn.rfind("system:node:", 0) == 0) {
@@ -252,6 +279,91 @@ class ApiServer final : public kedge::Plugin {
       answer = {{"code", res.status}, {"body", ec ? boost::json::value(res.body) : body}};
     }
     (void)ctx_->respond(kedge::share(kedge::new_response(*m, std::move(answer))));
+  }
+
+  // An edge's metaserver asks whether a caller's request may be served
+  // (KubeEdge's Application, spec §4.4): the token in `Token` is
+  // authenticated and the request (`Verb` on `Key`) authorized with RBAC.
+  // The answer is the Application with Status Approved, or Rejected with a
+  // Kubernetes Status in Error.ErrStatus (401 or 403). Without
+  // require_authorization every Application is approved, as KubeEdge's
+  // cloud does with the gate off. Verb "authenticate" (kedge's) checks only
+  // the token, for discovery paths. RespBody is not filled: kedge edges
+  // serve the data from their cache.
+  void on_application(const kedge::MessagePtr& m) {
+    namespace json = boost::json;
+    json::object app = m->content.is_object() ? m->content.as_object() : json::object{};
+    auto field = [&](const char* k) { return text_of(app, k); };
+    auto reject = [&](int code, const std::string& reason, const std::string& message) {
+      app["Status"] = "Rejected";
+      app["Reason"] = message;
+      app["Error"] = json::object{{"ErrStatus", json::object{{"kind", "Status"},
+                                                             {"apiVersion", "v1"},
+                                                             {"metadata", json::object{}},
+                                                             {"status", "Failure"},
+                                                             {"message", message},
+                                                             {"reason", reason},
+                                                             {"code", code}}}};
+    };
+    std::string node = kedge::channel::node_of(m->route.resource);
+    applications_->inc();
+    if (!m->content.is_object()) {
+      reject(400, "BadRequest", "the Application is not a JSON object");
+    } else if (!cfg_.get_bool("require_authorization")) {
+      app["Status"] = "Approved";
+      app["Reason"] = "authorization is not required by the cloud";
+    } else {
+      std::string token = field("Token"), verb = field("Verb");
+      kedge::api::Identity who;
+      kedge::api::Attributes a;
+      if (token.rfind("Bearer ", 0) != 0) {
+        reject(401, "Unauthorized", "Unauthorized: a bearer token is required");
+      } else if (!auth_->authenticate(token.substr(7), who, who.failure)) {
+        reject(401, "Unauthorized", "Unauthorized: " + who.failure);
+      } else if (verb == "authenticate") {
+        app["Status"] = "Approved";
+      } else if (!attributes_of_key(field("Key"), verb, field("Subresource"), a)) {
+        reject(400, "BadRequest",
+               "the Application's Key \"" + field("Key") +
+                   "\" is not /<group>/<version>/<resource>/<ns>/<name>");
+      } else if (auto d = auth_->authorize(who, a); !d.allowed) {
+        reject(403, "Forbidden", d.reason);
+      } else {
+        app["Status"] = "Approved";
+        app["Reason"] = d.reason;
+      }
+    }
+    if (text_of(app, "Status") != "Approved") refused_apps_->inc();
+    log_->debug("node {}: Application {} {} -> {}", node, text_of(app, "Verb"), text_of(app, "Key"),
+                text_of(app, "Status"));
+    kedge::Message r = kedge::new_response(*m, std::move(app));
+    r.route.source = "dynamiccontroller";
+    r.route.group = "resource";
+    r.route.operation = "applicationResponse";
+    r.route.resource = "node/" + node + "/ignore/Application/ignore";
+    (void)ctx_->send("cloudhub", kedge::share(std::move(r)), std::chrono::seconds(2));
+  }
+
+  // /<group or core>/<version>/<resource>/<ns or null>/<name or null>
+  static bool attributes_of_key(const std::string& key, const std::string& verb,
+                                const std::string& sub, kedge::api::Attributes& a) {
+    std::vector<std::string> p;
+    size_t pos = 1;
+    if (key.empty() || key[0] != '/') return false;
+    while (pos <= key.size()) {
+      size_t slash = key.find('/', pos);
+      if (slash == std::string::npos) slash = key.size();
+      p.push_back(key.substr(pos, slash - pos));
+      pos = slash + 1;
+    }
+    if (p.size() != 5 || p[2].empty() || verb.empty()) return false;
+    a.verb = verb;
+    a.group = p[0] == "core" ? "" : p[0];
+    a.resource = p[2];
+    a.ns = p[3] == "null" ? "" : p[3];
+    a.name = p[4] == "null" ? "" : p[4];
+    a.subresource = sub;
+    return true;
   }
 
   void on_watch(const kedge::MessagePtr& m) {
@@ -382,6 +494,8 @@ class ApiServer final : public kedge::Plugin {
   std::unique_ptr<kedge::store::Store> store_;
   std::unique_ptr<kedge::api::Api> api_;
   std::vector<std::string> tokens_;
+  std::unique_ptr<kedge::api::Auth> auth_;
+  kedge::Counter *applications_ = nullptr, *refused_apps_ = nullptr;
   net::SslContext tls_;
   std::shared_ptr<net::HttpServer> server_;
   std::map<uint64_t, Stream> streams_;
@@ -402,6 +516,12 @@ constexpr kedge::ConfigKey kConfig[] = {
     {"etcd_prefix", kedge::ConfigType::kString, "\"/kedge\"", "Key prefix in etcd.", false},
     {"history", kedge::ConfigType::kInteger, "100000",
      "Revisions kept for watches that resume; older starts get 410 Expired.", false},
+    {"require_authorization", kedge::ConfigType::kBool, "false",
+     "The requireAuthorization gate: edges' Applications are checked (service-account token "
+     "and RBAC) instead of approved.",
+     false},
+    {"token_min_seconds", kedge::ConfigType::kInteger, "600",
+     "Shortest expirationSeconds a TokenRequest may ask for (Kubernetes: 600).", false},
     {"admin_tokens", kedge::ConfigType::kStringList, "[]",
      "Bearer tokens of administrators, besides <data_dir>/apiserver/admin.token.", false},
     {"ca_dir", kedge::ConfigType::kString, "\"\"",

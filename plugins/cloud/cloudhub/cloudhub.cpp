@@ -692,7 +692,8 @@ constexpr kedge::ConfigKey kConfig[] = {
     {"notify", kedge::ConfigType::kStringList, "[\"edgecontroller\", \"nodecontroller\"]",
      "Modules told when a node connects or disconnects, or needs a full resync.", false},
     {"routes", kedge::ConfigType::kTable,
-     "{ resource = \"edgecontroller\", twin = \"devicecontroller\", user = \"router\" }",
+     "{ resource = \"edgecontroller\", twin = \"devicecontroller\", user = \"router\", "
+     "dynamiccontroller = \"apiserver\" }",
      "Controller module for each wire group of upstream messages.", false},
 };
 

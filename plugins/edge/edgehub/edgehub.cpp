@@ -11,6 +11,9 @@
 // * Upstream: every message from a local plugin goes through an outbox in
 //   SQLite; it leaves the outbox when the cloud ACKs it (or answers it, for
 //   requests marked sync), so nothing reported while offline is lost.
+//   Except sync requests to group dynamiccontroller (metaserver's
+//   authorization checks): sent at once while connected, refused at once
+//   (an error response) while not.
 #include <spdlog/logger.h>
 
 #include <boost/asio/steady_timer.hpp>
@@ -144,6 +147,18 @@ class EdgeHub final : public kedge::Plugin {
   void on_message(const MessagePtr& msg) override {
     if (msg->is_response()) {
       forward_response(*msg);
+      return;
+    }
+    if (msg->header.sync && msg->route.group == "dynamiccontroller") {
+      // A question that only the cloud, now, can answer (metaserver's
+      // authorization checks): not kept for later; refused at once offline.
+      if (!conn_ || !conn_->send(kedge::json::encode(*msg) + "\n")) {
+        Message err = kedge::new_response(*msg, boost::json::string("the cloud is not connected"));
+        err.route.operation = std::string(kedge::op::kError);
+        (void)ctx_->respond(kedge::share(std::move(err)));
+        return;
+      }
+      upstream_->inc();
       return;
     }
     auto entry = std::make_shared<OutboxEntry>(
@@ -687,8 +702,7 @@ constexpr kedge::ConfigKey kConfig[] = {
     {"token", kedge::ConfigType::kString, "\"\"",
      "Join token (kedge token create), used once when there is no certificate yet.", false},
     {"token_file", kedge::ConfigType::kString, "\"\"",
-     "A file holding the join token (a relative path is relative to the agent's data_dir).",
-     false},
+     "A file holding the join token (a relative path is relative to the agent's data_dir).", false},
     {"heartbeat_s", kedge::ConfigType::kInteger, "15",
      "Keepalive interval; a cloud silent for 3 intervals is a dead link.", false},
     {"message_qps", kedge::ConfigType::kInteger, "30", "Upstream messages per second.", false},

@@ -326,8 +326,11 @@ class MetaManager final : public kedge::Plugin {
                   std::chrono::milliseconds(cfg_.get_int("remote_query_timeout_ms")),
                   [this, m](Status s, MessagePtr r) {
                     if (!s || !r) {
-                      Message err = kedge::new_error(
-                          *m, "no answer from the cloud: " + (s ? "empty" : s.message()));
+                      // An answer (parent = the request), with op "error".
+                      Message err = kedge::new_response(
+                          *m, json::string("no answer from the cloud: " +
+                                           (s ? std::string("empty") : s.message())));
+                      err.route.operation = std::string(kedge::op::kError);
                       (void)ctx_->respond(kedge::share(std::move(err)));
                       return;
                     }

@@ -105,6 +105,11 @@ KEDGE_EXPORT std::string jwt_hs256(std::string_view secret, int64_t exp);
 // bad signature or an expired token (the message says which).
 KEDGE_EXPORT Status jwt_verify(std::string_view secret, std::string_view token,
                                std::chrono::system_clock::time_point now);
+// An HS256 JWT over any JSON payload, and the check that returns the payload
+// (the same checks as jwt_verify: HS256, signature, an exp in the future).
+KEDGE_EXPORT std::string jwt_hs256_sign(std::string_view secret, std::string_view payload_json);
+KEDGE_EXPORT Result<std::string> jwt_verify_payload(std::string_view secret, std::string_view token,
+                                                    std::chrono::system_clock::time_point now);
 
 // The join token: "<sha256 hex of the CA DER>.<jwt>".
 struct JoinToken {
