@@ -166,6 +166,20 @@ class Conn final : public std::enable_shared_from_this<Conn> {
                    true, false);
         return;
       }
+      // A head over 64 KiB (a huge URL or header), or what is not HTTP: an
+      // answer that says so, then the connection closes.
+      if (ec == http::error::header_limit) {
+        self->linger = true;
+        self->send(error_response(431, "request head (URL and headers) larger than 65536 bytes"),
+                   true, false);
+        return;
+      }
+      if (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        self->linger = true;
+        self->send(error_response(400, "malformed HTTP request: " + ec.message()), true, false);
+        return;
+      }
       if (ec) return self->close();
       self->dispatch();
     });

@@ -31,7 +31,7 @@ class MetaServerTest : public ::testing::Test {
     h_ = std::make_unique<Harness>(
         "[agent]\nnode_name = \"edge-1\"\nlog_level = \"warn\"\nplugin_dirs = [\"" KEDGE_PLUGIN_DIR
         "\"]\n[[plugin]]\nname = \"metamanager\"\n[[plugin]]\nname = \"metaserver\"\n"
-        "[plugin.config]\nport = " +
+        "[plugin.config]\nidle_timeout_ms = 800\nport = " +
         std::to_string(port_) + "\n");
     ASSERT_TRUE(h_->errors().empty()) << h_->errors()[0];
     hub_ = &h_->capture("edgehub");
@@ -107,6 +107,68 @@ TEST_F(MetaServerTest, ErrorsAreKubernetesStatus) {
   EXPECT_EQ(c2, 405);
   EXPECT_THAT(std::string(ro.at("message").as_string()), ::testing::HasSubstr("read-only"));
   EXPECT_EQ(get("/nowhere").first, 404);
+}
+
+// Raw bytes to the server; what it answers until it closes (or 5 s).
+std::string raw_exchange(uint16_t port, const std::string& bytes, bool close_write = false) {
+  asio::io_context io;
+  asio::ip::tcp::socket s(io);
+  s.connect({asio::ip::make_address("127.0.0.1"), port});
+  asio::write(s, asio::buffer(bytes));
+  boost::system::error_code ec;
+  if (close_write) s.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  std::string out;
+  char buf[4096];
+  auto until = std::chrono::steady_clock::now() + 5s;
+  timeval tv{0, 200000};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  while (std::chrono::steady_clock::now() < until) {
+    ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
+    if (n == 0) break;
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+TEST_F(MetaServerTest, BadInputIsRefusedWithoutHurtingOtherClients) {
+  cloud("insert", "default/pod/web", "5");
+  // A slow client that never finishes its request head holds one
+  // connection, not the server...
+  asio::io_context io;
+  asio::ip::tcp::socket slow(io);
+  slow.connect({asio::ip::make_address("127.0.0.1"), port_});
+  asio::write(slow, asio::buffer(std::string("GET /api/v1/pods HTTP/1.1\r\nHost: x\r\n")));
+  EXPECT_EQ(get("/api/v1/namespaces/default/pods/web").first, 200);
+  // A URL over the 64 KiB head limit: 431.
+  std::string huge =
+      "GET /api/v1/pods?labelSelector=" + std::string(100000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  EXPECT_THAT(raw_exchange(port_, huge), ::testing::StartsWith("HTTP/1.1 431"));
+  // Not HTTP: 400.
+  EXPECT_THAT(raw_exchange(port_, "HELLO THERE\r\n\r\n"), ::testing::StartsWith("HTTP/1.1 400"));
+  // A path that is not a valid URL, and invalid parameters: 400 as Status.
+  auto [c1, bad_path] = get("/api/v1/namespaces/%ZZ/pods");
+  EXPECT_EQ(c1, 400);
+  EXPECT_EQ(bad_path.at("kind").as_string(), "Status");
+  EXPECT_EQ(get("/api/v1/pods?watch=1&timeoutSeconds=soon").first, 400);
+  EXPECT_EQ(get("/api/v1/pods?labelSelector=" + std::string(5000, '!')).first, 400);
+  EXPECT_EQ(get("/api/v1/namespaces/default/pods/web/log").first, 404);
+  for (auto verb : {http::verb::post, http::verb::put, http::verb::patch})
+    EXPECT_EQ(get("/api/v1/namespaces/default/pods", verb).first, 405);
+  // A watch with timeoutSeconds ends by itself.
+  auto started = std::chrono::steady_clock::now();
+  std::string w =
+      raw_exchange(port_, "GET /api/v1/pods?watch=1&timeoutSeconds=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(w, ::testing::HasSubstr("\"ADDED\""));
+  EXPECT_THAT(w, ::testing::HasSubstr("\r\n0\r\n\r\n"));  // the last chunk
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
+  // ...and is cut off after the idle timeout (800 ms here).
+  char b;
+  boost::system::error_code ec;
+  timeval tv{3, 0};
+  ::setsockopt(slow.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ssize_t n = ::recv(slow.native_handle(), &b, 1, 0);
+  EXPECT_EQ(n, 0) << "the slow connection is still open";
+  EXPECT_EQ(get("/api/v1/namespaces/default/pods/web").first, 200);
 }
 
 TEST_F(MetaServerTest, WatchesSeeWhatMetamanagerStores) {

@@ -167,6 +167,7 @@ class MetaServer final : public kedge::Plugin {
     std::string type, ns;
     kedge::k8s::Selector selector;
     int64_t after = 0;
+    std::shared_ptr<boost::asio::steady_timer> timer;  // ?timeoutSeconds= (goes with it)
   };
 
   void error(const net::ExchangePtr& ex, int code, const std::string& reason,
@@ -508,10 +509,18 @@ class MetaServer final : public kedge::Plugin {
         return error(ex, 400, "BadRequest",
                      "resourceVersion \"" + it->second + "\" is not a resource version");
     }
+    int64_t timeout_s = 0;
+    if (auto it = q.find("timeoutSeconds"); it != q.end() && !it->second.empty()) {
+      char* end = nullptr;
+      timeout_s = std::strtoll(it->second.c_str(), &end, 10);
+      if (*end || timeout_s < 0 || it->second.size() > 10)
+        return error(ex, 400, "BadRequest",
+                     "timeoutSeconds \"" + it->second + "\" is not a number of seconds");
+    }
     auto query = kedge::make_message(ctx_->name(), "meta", "query", key);
     ctx_->request(
         "metamanager", kedge::share(std::move(query)), 10s,
-        [this, ex, res, name, sel, watch, after, type, ns](Status s, MessagePtr r) {
+        [this, ex, res, name, sel, watch, after, type, ns, timeout_s](Status s, MessagePtr r) {
           if (!s || !r || !r->content.is_array())
             return error(
                 ex, 503, "ServiceUnavailable",
@@ -545,7 +554,19 @@ class MetaServer final : public kedge::Plugin {
               (void)ex->write(json::serialize(json::object{{"type", "ADDED"}, {"object", o}}) +
                               "\n");
           uint64_t id = next_++;
-          watches_[id] = {ex, type, ns, sel, after};
+          watches_[id] = {ex, type, ns, sel, after, nullptr};
+          if (timeout_s > 0) {  // ?timeoutSeconds=: the stream ends then, as Kubernetes'
+            auto t = std::make_shared<boost::asio::steady_timer>(ctx_->executor());
+            t->expires_after(std::chrono::seconds(timeout_s));
+            t->async_wait([this, id](boost::system::error_code ec) {
+              if (ec) return;
+              if (auto it = watches_.find(id); it != watches_.end()) {
+                it->second.ex->end();
+                watches_.erase(it);
+              }
+            });
+            watches_[id].timer = t;
+          }
           ex->on_closed([this, id] {
             boost::asio::post(ctx_->executor(), [this, id] { watches_.erase(id); });
           });
