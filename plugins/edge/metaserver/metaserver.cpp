@@ -92,6 +92,18 @@ int64_t unix_now() {
       .count();
 }
 
+// metadata.resourceVersion of a stored object without parsing it (the
+// first "resourceVersion" member: metadata comes before spec and status in
+// what the cloud sends).
+int64_t raw_rv(std::string_view v) {
+  static constexpr std::string_view kKey = "\"resourceVersion\":\"";
+  size_t p = v.find(kKey);
+  if (p == std::string_view::npos) return 0;
+  int64_t n = 0;
+  for (p += kKey.size(); p < v.size() && v[p] >= '0' && v[p] <= '9'; ++p) n = n * 10 + (v[p] - '0');
+  return n;
+}
+
 class MetaServer final : public kedge::Plugin {
  public:
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
@@ -525,9 +537,39 @@ class MetaServer final : public kedge::Plugin {
             return error(
                 ex, 503, "ServiceUnavailable",
                 "the edge's cache did not answer: " + (s ? std::string("empty") : s.message()));
+          const json::array& stored = r->content.as_array();
+          if (!watch && sel.reqs.empty()) {
+            // No selector: the stored JSON goes out as it is, unparsed.
+            if (!name.empty()) {
+              if (stored.empty() || !stored[0].is_string())
+                return error(ex, 404, "NotFound", res->plural + " \"" + name + "\" not found");
+              return ex->reply({200, "application/json", std::string(stored[0].as_string())});
+            }
+            size_t total = 0;
+            int64_t newest = 0;
+            for (auto& v : stored)
+              if (v.is_string()) {
+                total += v.as_string().size() + 1;
+                newest = std::max(newest, raw_rv(v.as_string()));
+              }
+            std::string body;
+            body.reserve(total + 160);
+            body += "{\"kind\":\"" + res->kind + "List\",\"apiVersion\":\"" + res->api_version() +
+                    "\",\"metadata\":{\"resourceVersion\":\"" + std::to_string(newest) +
+                    "\"},\"items\":[";
+            bool first = true;
+            for (auto& v : stored) {
+              if (!v.is_string() || v.as_string().empty() || v.as_string()[0] != '{') continue;
+              if (!first) body += ',';
+              first = false;
+              body.append(v.as_string().data(), v.as_string().size());
+            }
+            body += "]}";
+            return ex->reply({200, "application/json", std::move(body)});
+          }
           json::array items;
           int64_t newest = 0;
-          for (auto& v : r->content.as_array()) {
+          for (auto& v : stored) {
             if (!v.is_string()) continue;
             json::error_code ec;
             auto obj = json::parse(v.as_string(), ec);
