@@ -10,7 +10,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-format python3
-  etcd-server wrk libyaml-cpp-dev
+  etcd-server wrk libyaml-cpp-dev curl
 )
 missing=()
 for p in "${PKGS[@]}"; do
