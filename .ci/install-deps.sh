@@ -11,6 +11,7 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-format python3
   etcd-server wrk libyaml-cpp-dev curl
+  containerd runc containernetworking-plugins busybox-static iproute2 procps
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,4 +1,4 @@
-// edged against a real containerd (started by tests/containerd/containerd.sh
+// edged against a real containerd (started by scripts/containerd.sh
 // with a private root, state, socket and CNI bridge; images built locally
 // from busybox-static). The kernel runs metamanager and edged; a capture
 // stands in for edgehub, so the cloud's pod messages are injected into
@@ -44,7 +44,7 @@ bool can_run_containerd() {
 }
 
 std::string containerd(const std::string& verb, const fs::path& dir) {
-  return run("bash " KEDGE_SOURCE_DIR "/tests/containerd/containerd.sh " + verb + " " +
+  return run("bash " KEDGE_SOURCE_DIR "/scripts/containerd.sh " + verb + " " +
              dir.string() + " 2>&1");
 }
 

@@ -175,9 +175,14 @@ class Edged final : public kedge::Plugin {
 
   Status start() override {
     stopping_ = false;
+    // A relative socket path is under the agent's data directory.
+    std::string ep = cfg_.get_string("runtime_endpoint");
+    std::string path = ep.rfind("unix://", 0) == 0 ? ep.substr(7) : ep;
+    if (!path.empty() && path[0] != '/')
+      path = (ctx_->data_dir() / path).lexically_normal().string();
+    endpoint_ = "unix://" + path;
     cri_ = std::make_unique<kedge::cri::Client>(
-        cfg_.get_string("runtime_endpoint"),
-        std::chrono::milliseconds(cfg_.get_int("runtime_request_timeout_ms")));
+        endpoint_, std::chrono::milliseconds(cfg_.get_int("runtime_request_timeout_ms")));
     worker_ = std::thread([this] { run(); });
     return {};
   }
@@ -279,8 +284,8 @@ class Edged final : public kedge::Plugin {
       p = Pod{};
     }
     const json::value* new_spec = find(obj, {"spec"});
-    bool spec_changed = p.obj.is_null() || !new_spec || !new_spec->is_object() ||
-                        new_spec->as_object() != p.spec();
+    bool spec_changed =
+        p.obj.is_null() || !new_spec || !new_spec->is_object() || new_spec->as_object() != p.spec();
     p.obj = obj;
     p.uid = uid.empty() ? key : uid;
     p.ns = ns;
@@ -344,10 +349,9 @@ class Edged final : public kedge::Plugin {
     }
     if (ready != runtime_ready_ || (!ready && why != runtime_why_)) {
       if (ready)
-        log_->info("container runtime {} ready at {}", runtime_version_,
-                   cfg_.get_string("runtime_endpoint"));
+        log_->info("container runtime {} ready at {}", runtime_version_, endpoint_);
       else
-        log_->warn("container runtime not ready ({}); retrying every {} ms", why,
+        log_->warn("container runtime at {} not ready ({}); retrying every {} ms", endpoint_, why,
                    cfg_.get_int("runtime_retry_ms"));
       node_dirty_ = true;
     }
@@ -1252,7 +1256,6 @@ class Edged final : public kedge::Plugin {
       if (again && t.waiting_reason == "CrashLoopBackOff") {
         s["state"] = json::object{{"waiting", json::object{{"reason", t.waiting_reason},
                                                            {"message", t.waiting_message}}}};
-        json::object term;
         record_terminated(t, *st);
         s["lastState"] = json::object{{"terminated", t.last_terminated}};
       } else {
@@ -1521,6 +1524,7 @@ class Edged final : public kedge::Plugin {
   std::string node_;
   fs::path root_;
   std::unique_ptr<kedge::cri::Client> cri_;
+  std::string endpoint_;
   std::thread worker_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A private containerd for tests and benchmarks (see docs/edged.md):
+# A private containerd for the quick start, tests and benchmarks (docs/edged.md):
 #   containerd.sh start DIR   starts containerd with its root, state, socket
 #                             and CNI config under DIR, imports the local
 #                             images (localhost/busybox:local and the sandbox
