@@ -205,7 +205,7 @@ class Edged : public ::testing::Test {
     if (dir_.empty()) return;
     containerd("stop", dir_ / "containerd");
     // Clean teardown: no shim of this containerd is left.
-    std::string shims = run("pgrep -f 'containerd-shim-runc-v2 .*" + sock_ + "' || true");
+    std::string shims = run("pgrep -f '[c]ontainerd-shim-runc-v2 .*" + sock_ + "' || true");
     if (!shims.empty()) ADD_FAILURE() << "shims left behind: " << shims;
     fs::remove_all(dir_);
   }

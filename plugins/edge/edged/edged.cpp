@@ -140,6 +140,7 @@ struct Pod {
   std::string pod_error;  // sandbox or volume trouble, shown as the containers' waiting reason
   std::string pod_error_reason;
   std::set<std::string> uses;  // "configmap/<name>", "secret/<name>"
+  std::string sandbox;         // the ready sandbox this pass found or made
   const json::object& spec() const {
     static const json::object kEmpty;
     auto* s = find(obj, {"spec"});
@@ -1018,10 +1019,12 @@ class Edged final : public kedge::Plugin {
   }
 
   void sync_pod(Pod& p, const Actual& a) {
+    p.sandbox.clear();
     if (!p.volumes_ready && !prepare_volumes(p)) return;
     uint32_t sb_attempt = 0;
     std::string sandbox = ensure_sandbox(p, a, sb_attempt);
     if (sandbox.empty()) return;
+    p.sandbox = sandbox;
     std::string ip = host_network(p) ? node_ip() : sandbox_ip(sandbox);
     auto have = latest(a, sandbox);
     auto now = Clock::now();
@@ -1293,10 +1296,7 @@ class Edged final : public kedge::Plugin {
   }
 
   void report(Pod& p, const Actual& a) {
-    std::string sandbox, ip;
-    if (auto it = a.sandboxes.find(p.uid); it != a.sandboxes.end())
-      for (auto& sb : it->second)
-        if (sb.state() == pb::SANDBOX_READY) sandbox = sb.id();
+    std::string sandbox = p.sandbox, ip;  // made this pass, or found ready
     if (!sandbox.empty()) ip = host_network(p) ? node_ip() : sandbox_ip(sandbox);
     std::map<std::string, const pb::Container*> have;
     if (auto it = a.containers.find(sandbox); it != a.containers.end())
