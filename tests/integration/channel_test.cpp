@@ -280,6 +280,55 @@ TEST_F(Channel, ReportsMadeWhileTheCloudIsDownArriveLater) {
   EXPECT_TRUE(metric(*edge_, "kedge_edgehub_outbox 0"));
 }
 
+TEST_F(Channel, OfflineStatusReportsKeepOnlyTheNewestPerObject) {
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(edge_connected());
+  cloud_.reset();
+  ASSERT_TRUE(meta_->wait_for(
+      [](const Message& m) {
+        return m.route.operation == "connect" &&
+               m.content == boost::json::value("cloud_disconnected");
+      },
+      10s));
+  // 50 node statuses and 50 statuses of each of two pods, and one other
+  // report: the outbox keeps the newest status of each object, and the rest.
+  for (int i = 0; i < 50; ++i) {
+    std::string n = std::to_string(i);
+    ASSERT_TRUE(edge_->send("edgehub",
+                            make_message("edged", "resource", "patch", "default/nodepatch/edge-1",
+                                         boost::json::string("{\"n\":" + n + "}")),
+                            1s));
+    for (const char* pod : {"a", "b"})
+      ASSERT_TRUE(edge_->send(
+          "edgehub",
+          make_message("edged", "resource", "patch", std::string("default/podpatch/") + pod,
+                       boost::json::string("{\"n\":" + n + "}")),
+          1s));
+  }
+  ASSERT_TRUE(edge_->send("edgehub", make_message("edged", "resource", "delete", "default/pod/gone",
+                                                  boost::json::string("{}"))));
+  ASSERT_TRUE(metric(*edge_, "kedge_edgehub_outbox 4"));
+  // A restart of the edge keeps it so.
+  edge_.reset();
+  start_edge();
+  start_cloud();
+  ASSERT_TRUE(controller_->wait_count(5, 15s));  // connected + 4
+  std::this_thread::sleep_for(300ms);
+  std::map<std::string, std::string> last;
+  int patches = 0;
+  for (auto& m : controller_->messages())
+    if (m->route.operation == "patch") {
+      ++patches;
+      last[m->route.resource] = std::string(m->content.as_string());
+    }
+  EXPECT_EQ(patches, 3);
+  EXPECT_EQ(last["node/edge-1/default/nodepatch/edge-1"], "{\"n\":49}");
+  EXPECT_EQ(last["node/edge-1/default/podpatch/a"], "{\"n\":49}");
+  EXPECT_EQ(last["node/edge-1/default/podpatch/b"], "{\"n\":49}");
+  EXPECT_TRUE(metric(*edge_, "kedge_edgehub_outbox 0"));
+}
+
 TEST_F(Channel, AWrongJoinTokenIsRefused) {
   start_cloud();
   start_edge("token = \"" + std::string(64, 'a') + ".eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2ln\"\n");

@@ -11,6 +11,10 @@
 // * Upstream: every message from a local plugin goes through an outbox in
 //   SQLite; it leaves the outbox when the cloud ACKs it (or answers it, for
 //   requests marked sync), so nothing reported while offline is lost.
+//   A status report (op patch or update of a podpatch, nodepatch, podstatus
+//   or nodestatus) replaces the older report of the same object still in
+//   the outbox: each is a whole status, so after a long time offline the
+//   cloud gets the latest, not hours of history.
 //   Except sync requests to group dynamiccontroller (metaserver's
 //   authorization checks): sent at once while connected, refused at once
 //   (an error response) while not.
@@ -110,6 +114,8 @@ class EdgeHub final : public kedge::Plugin {
     outbox_gauge_ =
         &m.gauge("kedge_edgehub_outbox", "Upstream messages not yet ACKed by the cloud");
     downstream_ = &m.counter("kedge_edgehub_downstream_total", "Messages received from the cloud");
+    superseded_ = &m.counter("kedge_edgehub_reports_superseded_total",
+                             "Queued status reports replaced by a newer one of the same object");
     duplicates_ = &m.counter("kedge_edgehub_duplicates_total",
                              "Cloud messages already applied (ACKed again, not delivered)");
     upstream_ = &m.counter("kedge_edgehub_upstream_total", "Messages sent to the cloud");
@@ -161,8 +167,12 @@ class EdgeHub final : public kedge::Plugin {
       upstream_->inc();
       return;
     }
-    auto entry = std::make_shared<OutboxEntry>(
-        OutboxEntry{msg->header.id, msg->header.sync, kedge::json::encode(*msg) + "\n", {}, {}});
+    auto entry = std::make_shared<OutboxEntry>(OutboxEntry{msg->header.id,
+                                                           msg->header.sync,
+                                                           kedge::json::encode(*msg) + "\n",
+                                                           {},
+                                                           {},
+                                                           status_key(*msg)});
     if (entry->body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
       log_->error("{} {} is {} bytes, over max_frame_bytes; not sent", msg->route.operation,
                   msg->route.resource, entry->body.size());
@@ -184,7 +194,9 @@ class EdgeHub final : public kedge::Plugin {
             return;
           }
           if (*seq == 0) return;  // the same msg_id is already in the outbox
+          std::string key = entry->key;
           outbox_[*seq] = std::move(*entry);
+          supersede(key, *seq);
           outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
           pump();
         });
@@ -586,7 +598,35 @@ class EdgeHub final : public kedge::Plugin {
     std::string body;
     Clock::time_point sent_at;  // epoch: not sent on this link yet
     std::chrono::milliseconds backoff;
+    std::string key;  // a status report's object: a newer report replaces it
   };
+
+  // The object a whole-status report is about; "" for anything else.
+  static std::string status_key(const Message& m) {
+    if (m.header.sync) return {};
+    const std::string& op = m.route.operation;
+    if (op != "patch" && op != "update") return {};
+    const std::string& r = m.route.resource;
+    size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
+    if (b == std::string::npos) return {};
+    std::string type = r.substr(a + 1, b - a - 1);
+    if (type == "podpatch" || type == "nodepatch" || type == "podstatus" || type == "nodestatus")
+      return r;
+    return {};
+  }
+
+  // Entry `seq` is the newest report on `key`: an older one still queued goes.
+  void supersede(const std::string& key, uint64_t seq) {
+    if (key.empty()) return;
+    auto [it, fresh] = latest_report_.try_emplace(key, seq);
+    if (!fresh && it->second != seq) {
+      if (auto old = outbox_.find(it->second); old != outbox_.end()) {
+        remove_from_outbox(old);
+        superseded_->inc();
+      }
+      latest_report_[key] = seq;
+    }
+  }
 
   Status load_outbox() {
     auto sel = db_->prepare("SELECT seq, msg_id, sync, body FROM outbox ORDER BY seq");
@@ -595,8 +635,12 @@ class EdgeHub final : public kedge::Plugin {
       auto r = sel.stmt.step();
       if (!r.status) return r.status;
       if (!r.row) break;
-      outbox_[static_cast<uint64_t>(sel.stmt.int64(0))] = {
-          sel.stmt.text(1), sel.stmt.int64(2) != 0, sel.stmt.text(3), {}, {}};
+      uint64_t seq = static_cast<uint64_t>(sel.stmt.int64(0));
+      std::string body = sel.stmt.text(3);
+      auto d = kedge::json::decode(body);
+      std::string key = d.status ? status_key(d.message) : "";
+      outbox_[seq] = {sel.stmt.text(1), sel.stmt.int64(2) != 0, std::move(body), {}, {}, key};
+      supersede(key, seq);
     }
     outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
     if (!outbox_.empty()) log_->info("{} message(s) in the outbox from before", outbox_.size());
@@ -605,6 +649,10 @@ class EdgeHub final : public kedge::Plugin {
 
   void remove_from_outbox(std::map<uint64_t, OutboxEntry>::iterator it) {
     int64_t seq = static_cast<int64_t>(it->first);
+    if (!it->second.key.empty()) {
+      auto l = latest_report_.find(it->second.key);
+      if (l != latest_report_.end() && l->second == it->first) latest_report_.erase(l);
+    }
     commit_->add([&] {
       delete_outbox_.reset();
       delete_outbox_.bind(1, seq);
@@ -685,11 +733,13 @@ class EdgeHub final : public kedge::Plugin {
   };
   std::unordered_map<std::string, Awaiting> awaiting_ack_;  // cloud msg_id -> object
   std::map<uint64_t, OutboxEntry> outbox_;                  // seq -> entry
+  std::map<std::string, uint64_t> latest_report_;           // status report key -> seq
   double qps_ = 30, burst_ = 60, tokens_ = 60;
   Clock::time_point last_refill_;
   kedge::Gauge *connected_ = nullptr, *outbox_gauge_ = nullptr;
   kedge::Counter *downstream_ = nullptr, *duplicates_ = nullptr, *upstream_ = nullptr,
-                 *connects_ = nullptr, *failures_ = nullptr, *rotations_ = nullptr;
+                 *connects_ = nullptr, *failures_ = nullptr, *rotations_ = nullptr,
+                 *superseded_ = nullptr;
 };
 
 constexpr kedge::ConfigKey kConfig[] = {
