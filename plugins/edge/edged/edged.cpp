@@ -141,6 +141,7 @@ struct Pod {
   std::string pod_error_reason;
   std::set<std::string> uses;  // "configmap/<name>", "secret/<name>"
   std::string sandbox;         // the ready sandbox this pass found or made
+  bool touched = false;        // this pass started or stopped something
   const json::object& spec() const {
     static const json::object kEmpty;
     auto* s = find(obj, {"spec"});
@@ -956,6 +957,7 @@ class Edged final : public kedge::Plugin {
     }
     starts_->inc();
     if (attempt > 0) restarts_->inc();
+    p.touched = true;
     t.waiting_reason.clear();
     t.waiting_message.clear();
     log_->info("pod {}/{}: container {} started (restart {})", p.ns, p.name, name, attempt);
@@ -1020,11 +1022,13 @@ class Edged final : public kedge::Plugin {
 
   void sync_pod(Pod& p, const Actual& a) {
     p.sandbox.clear();
+    p.touched = false;
     if (!p.volumes_ready && !prepare_volumes(p)) return;
     uint32_t sb_attempt = 0;
     std::string sandbox = ensure_sandbox(p, a, sb_attempt);
     if (sandbox.empty()) return;
     p.sandbox = sandbox;
+    if (a.sandboxes.find(p.uid) == a.sandboxes.end()) p.touched = true;
     std::string ip = host_network(p) ? node_ip() : sandbox_ip(sandbox);
     auto have = latest(a, sandbox);
     auto now = Clock::now();
@@ -1070,6 +1074,7 @@ class Edged final : public kedge::Plugin {
           sreq.set_container_id(ctr.id());
           pb::StartContainerResponse sres;
           (void)rt("StartContainer", &pb::RuntimeService::Stub::StartContainer, sreq, &sres);
+          p.touched = true;
           break;
         }
         case pb::CONTAINER_RUNNING: probe(p, c, ctr, t, ip); break;
@@ -1200,6 +1205,7 @@ class Edged final : public kedge::Plugin {
         int64_t grace = num(*lp, {"terminationGracePeriodSeconds"}, grace_of(p));
         stop_container(ctr.id(), std::min<int64_t>(grace, 30));
         cstatus_.erase(ctr.id());
+        p.touched = true;
         return;
       }
     }
@@ -1304,8 +1310,8 @@ class Edged final : public kedge::Plugin {
         auto& cur = have[c.metadata().name()];
         if (!cur || c.metadata().attempt() > cur->metadata().attempt()) cur = &c;
       }
-    // The containers list may be from before this pass's changes: look again.
-    if (!sandbox.empty()) {
+    // The pass changed the pod's containers: the snapshot is stale, look again.
+    if (!sandbox.empty() && p.touched) {
       pb::ListContainersRequest creq;
       creq.mutable_filter()->set_pod_sandbox_id(sandbox);
       pb::ListContainersResponse cres;
