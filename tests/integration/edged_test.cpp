@@ -44,8 +44,8 @@ bool can_run_containerd() {
 }
 
 std::string containerd(const std::string& verb, const fs::path& dir) {
-  return run("bash " KEDGE_SOURCE_DIR "/scripts/containerd.sh " + verb + " " +
-             dir.string() + " 2>&1");
+  return run("bash " KEDGE_SOURCE_DIR "/scripts/containerd.sh " + verb + " " + dir.string() +
+             " 2>&1");
 }
 
 // One edge kernel: metamanager + edged, edgehub captured.
@@ -466,6 +466,26 @@ TEST_F(Edged, AdoptsAfterARestartRecreatesAfterARebootAndRemovesLeftovers) {
     e.apply("delete", pod("keep", "uid-keep", {}));
     EXPECT_TRUE(Harness::eventually([&] { return sandboxes("uid-keep") == 0; }, 30s));
   }
+}
+
+TEST_F(Edged, ReplacesAContainerWhoseSpecChanged) {
+  Edge e(base_, sock_);
+  json::object c = busybox("c", "sleep 3600");
+  c["env"] = json::array{json::object{{"name", "V"}, {"value", "1"}}};
+  e.apply("insert", pod("upd", "uid-upd", {{"containers", json::array{c}}}));
+  auto st = e.wait_status("upd", [](const json::value& s) { return phase(s) == "Running"; });
+  ASSERT_FALSE(st.is_null());
+  EXPECT_EQ(exec(id_of(cstatus(st)), "echo $V"), "1");
+  c["env"] = json::array{json::object{{"name", "V"}, {"value", "2"}}};
+  e.apply("update", pod("upd", "uid-upd", {{"containers", json::array{c}}}));
+  auto next = e.wait_status("upd", [](const json::value& s) {
+    return phase(s) == "Running" && cstatus(s).at("restartCount").as_int64() == 1 &&
+           cstatus(s).at("state").as_object().contains("running");
+  });
+  ASSERT_FALSE(next.is_null()) << "the changed container was not replaced";
+  EXPECT_EQ(exec(id_of(cstatus(next)), "echo $V"), "2");
+  e.apply("delete", pod("upd", "uid-upd", {}));
+  EXPECT_TRUE(Harness::eventually([&] { return sandboxes("uid-upd") == 0; }, 30s));
 }
 
 TEST_F(Edged, ReportsTheNode) {

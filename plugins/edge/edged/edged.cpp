@@ -41,6 +41,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <list>
 #include <map>
@@ -126,6 +127,7 @@ struct Track {                     // one container of a pod, across its restart
   std::string waiting_reason, waiting_message;
   std::string probed_id;
   ProbeState liveness, readiness;
+  uint32_t next_attempt = 0;  // a replaced container's successor keeps counting
 };
 
 struct Pod {
@@ -412,11 +414,15 @@ class Edged final : public kedge::Plugin {
   }
 
   std::string sandbox_ip(const std::string& id) {
-    if (auto it = sandbox_ip_.find(id); it != sandbox_ip_.end()) return it->second;
+    {
+      std::lock_guard lock(jobs_mu_);  // remove_sandbox runs on job threads too
+      if (auto it = sandbox_ip_.find(id); it != sandbox_ip_.end()) return it->second;
+    }
     pb::PodSandboxStatusRequest req;
     req.set_pod_sandbox_id(id);
     pb::PodSandboxStatusResponse res;
     if (!rt("PodSandboxStatus", &pb::RuntimeService::Stub::PodSandboxStatus, req, &res)) return {};
+    std::lock_guard lock(jobs_mu_);
     return sandbox_ip_[id] = res.status().network().ip();
   }
 
@@ -453,29 +459,16 @@ class Edged final : public kedge::Plugin {
     return busy_.count(uid) > 0;
   }
 
-  // Stops and removes a pod's containers (with the grace period) and
-  // sandboxes on a thread of its own, so one slow pod holds no other.
-  void terminate_async(const std::string& uid, std::vector<pb::PodSandbox> sbs, const Actual& a,
-                       int64_t grace) {
-    std::vector<pb::Container> cs;
-    for (auto& sb : sbs)
-      if (auto it = a.containers.find(sb.id()); it != a.containers.end())
-        cs.insert(cs.end(), it->second.begin(), it->second.end());
+  // Runs `job` on a thread of its own while the pod is left alone (busy), so
+  // one slow stop holds no other pod.
+  void run_async(const std::string& uid, std::function<void()> job) {
     {
       std::lock_guard lock(jobs_mu_);
       busy_.insert(uid);
     }
     auto done = std::make_shared<std::atomic<bool>>(false);
-    std::thread t([this, uid, sbs, cs, grace, done] {
-      std::vector<std::thread> stops;
-      for (auto& c : cs)
-        if (c.state() == pb::CONTAINER_RUNNING || c.state() == pb::CONTAINER_CREATED)
-          stops.emplace_back([this, id = c.id(), grace] { stop_container(id, grace); });
-      for (auto& s : stops) s.join();
-      for (auto& c : cs) remove_container(c.id());
-      for (auto& sb : sbs) remove_sandbox(sb.id());
-      std::error_code ec;
-      fs::remove_all(root_ / "pods" / uid, ec);
+    std::thread t([this, uid, job = std::move(job), done] {
+      job();
       {
         std::lock_guard lock(jobs_mu_);
         busy_.erase(uid);
@@ -485,6 +478,27 @@ class Edged final : public kedge::Plugin {
     });
     std::lock_guard lock(jobs_mu_);
     jobs_.push_back({std::move(t), done});
+  }
+
+  // Stops a pod's containers (in parallel, with the grace period), then
+  // removes them, its sandboxes and its files.
+  void terminate_async(const std::string& uid, std::vector<pb::PodSandbox> sbs, const Actual& a,
+                       int64_t grace) {
+    std::vector<pb::Container> cs;
+    for (auto& sb : sbs)
+      if (auto it = a.containers.find(sb.id()); it != a.containers.end())
+        cs.insert(cs.end(), it->second.begin(), it->second.end());
+    run_async(uid, [this, uid, sbs, cs, grace] {
+      std::vector<std::thread> stops;
+      for (auto& c : cs)
+        if (c.state() == pb::CONTAINER_RUNNING || c.state() == pb::CONTAINER_CREATED)
+          stops.emplace_back([this, id = c.id(), grace] { stop_container(id, grace); });
+      for (auto& s : stops) s.join();
+      for (auto& c : cs) remove_container(c.id());
+      for (auto& sb : sbs) remove_sandbox(sb.id());
+      std::error_code ec;
+      fs::remove_all(root_ / "pods" / uid, ec);
+    });
   }
 
   void join_jobs(bool all) {
@@ -1055,18 +1069,20 @@ class Edged final : public kedge::Plugin {
       Track& t = p.tracks[name];
       auto it = have.find(name);
       if (it == have.end()) {
-        if (now >= t.not_before) start_container(p, c, sandbox, sb_attempt, 0, t, ip);
+        if (now >= t.not_before) start_container(p, c, sandbox, sb_attempt, t.next_attempt, t, ip);
         continue;
       }
       const pb::Container& ctr = *it->second;
       auto h = ctr.annotations().find(kHash);
       if (h != ctr.annotations().end() && h->second != spec_hash(c)) {
         log_->info("pod {}/{}: container {} changed; replacing it", p.ns, p.name, name);
-        stop_container(ctr.id(), std::min<int64_t>(grace_of(p), 10));
-        if (auto* st = status_of(ctr)) record_terminated(t, *st);
-        remove_container(ctr.id());
-        start_container(p, c, sandbox, sb_attempt, ctr.metadata().attempt() + 1, t, ip);
-        continue;
+        t.next_attempt = ctr.metadata().attempt() + 1;
+        run_async(p.uid, [this, id = ctr.id(), grace = grace_of(p)] {
+          stop_container(id, grace);
+          remove_container(id);
+        });
+        p.touched = true;
+        return;  // the new one starts once the old one is gone
       }
       switch (ctr.state()) {
         case pb::CONTAINER_CREATED: {
@@ -1203,8 +1219,8 @@ class Edged final : public kedge::Plugin {
                    p.ns, p.name, str(c, {"name"}), t.liveness.failures);
         t.liveness.failures = 0;
         int64_t grace = num(*lp, {"terminationGracePeriodSeconds"}, grace_of(p));
-        stop_container(ctr.id(), std::min<int64_t>(grace, 30));
         cstatus_.erase(ctr.id());
+        run_async(p.uid, [this, id = ctr.id(), grace] { stop_container(id, grace); });
         p.touched = true;
         return;
       }
@@ -1541,7 +1557,7 @@ class Edged final : public kedge::Plugin {
   std::map<std::string, pb::ContainerStatus> cstatus_;
   std::map<std::string, std::string> sandbox_ip_;
   std::vector<pb::Container> fresh_;
-  bool runtime_ready_ = false;
+  std::atomic<bool> runtime_ready_{false};  // rt() clears it from job threads too
   std::string runtime_why_ = "not checked yet", runtime_version_;
   bool node_dirty_ = true;
   Clock::time_point node_sent_{};
