@@ -43,13 +43,15 @@ sed -e "s|/var/lib/kedge/cloud|$work/cloud|" -e "s|port = 10000|port = $p1|" -e 
     -e "s|127.0.0.1:2379|127.0.0.1:${e1:-2379}|" -e "s|keepalive_interval_s = 15|keepalive_interval_s = 1|" \
     "$SRC/config/$manifest" >"$work/cloud.toml"
 # The real edged (and its containerd) is left out: the stub stands in for it
-# here; tests/integration/edged_test.cpp and the quick start run the real one.
+# here (the fixtures folder comes first on the plugin path, so its "edged" is
+# the one loaded); tests/integration/edged_test.cpp and the quick start run
+# the real one.
 {
   python3 -c 'import sys; print(open(sys.argv[1]).read().split("[[plugin]]\nname = \"edged\"")[0])' \
       "$SRC/config/edgecore.toml" |
   sed -e "s|/var/lib/kedge/edge|$work/edge|g" -e "s|127.0.0.1:10000|127.0.0.1:$p1|" \
       -e "s|127.0.0.1:10002|127.0.0.1:$p2|" -e "s|heartbeat_s = 15|heartbeat_s = 1|" \
-      -e "s|^log_level = .*|&\nplugin_dirs = [\"$PLUGINS\", \"$FIXTURES\"]|" \
+      -e "s|^log_level = .*|&\nplugin_dirs = [\"$FIXTURES\", \"$PLUGINS\"]|" \
       -e "s|^name = \"metaserver\".*|&\n[plugin.config]\nport = $pm|"
   printf '\n[[plugin]]\nname = "edged"\n'
 } >"$work/edge.toml"

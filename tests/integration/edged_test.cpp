@@ -525,6 +525,21 @@ TEST_F(Edged, BadPodsAreReportedNotCrashed) {
   json::object bad = busybox("c", "sleep 3600");
   bad["resources"] = json::object{{"limits", json::object{{"memory", "lots"}}}};
   e.apply("insert", pod("badqty", "uid-badqty", {{"containers", json::array{bad}}}));
+  // Paths and modes a pod could abuse on the host.
+  e.apply("insert", pod("badvol", "uid-badvol",
+                        {{"containers", json::array{busybox("c", "sleep 3600")}},
+                         {"volumes", json::array{json::object{{"name", "../escape"},
+                                                              {"emptyDir", json::object{}}}}}}));
+  e.object("configmap",
+           json::object{{"metadata", json::object{{"name", "bin"}, {"namespace", "default"}}},
+                        {"data", json::object{{"k", "v"}}}});
+  e.apply("insert",
+          pod("setuid", "uid-setuid",
+              {{"containers", json::array{busybox("c", "sleep 3600")}},
+               {"volumes",
+                json::array{json::object{
+                    {"name", "v"},
+                    {"configMap", json::object{{"name", "bin"}, {"defaultMode", 2541}}}}}}}));
   auto reason = [](const json::value& s) {
     auto* w = cstatus(s).at("state").as_object().if_contains("waiting");
     return w ? std::string(w->at("reason").as_string()) : std::string();
@@ -542,6 +557,17 @@ TEST_F(Edged, BadPodsAreReportedNotCrashed) {
   ASSERT_FALSE(q.is_null());
   EXPECT_THAT(std::string(cstatus(q).at("state").at("waiting").at("message").as_string()),
               ::testing::HasSubstr("resources.limits.memory: \"lots\""));
+  auto bv = e.wait_status(
+      "badvol", [&](const json::value& s) { return reason(s) == "CreateContainerConfigError"; });
+  ASSERT_FALSE(bv.is_null());
+  EXPECT_THAT(std::string(cstatus(bv).at("state").at("waiting").at("message").as_string()),
+              ::testing::HasSubstr("is not a DNS label"));
+  auto su = e.wait_status(
+      "setuid", [&](const json::value& s) { return reason(s) == "CreateContainerConfigError"; });
+  ASSERT_FALSE(su.is_null());
+  EXPECT_THAT(std::string(cstatus(su).at("state").at("waiting").at("message").as_string()),
+              ::testing::HasSubstr("defaultMode 2541 is not between 0 and 0777"));
+  EXPECT_FALSE(fs::exists(base_ / "data" / "edged" / "escape"));
   // The configmap arrives: the pod starts.
   e.object("configmap",
            json::object{{"metadata", json::object{{"name", "absent"}, {"namespace", "default"}}},

@@ -214,6 +214,59 @@ TEST_F(MetaServerAuth, TokensAreAuthenticatedAndAuthorizedByTheCloud) {
   EXPECT_EQ(get("/api/v1/namespaces/default/configmaps", reader).http_status, 403);
   EXPECT_EQ(get("/api/v1/namespaces/other/pods", reader).http_status, 403);
 
+  // A wildcard Role in a namespace grants nothing cluster-scoped, whichever
+  // path names the namespace.
+  ASSERT_EQ(api("POST", "/api/v1/namespaces/default/serviceaccounts",
+                json::object{{"metadata", json::object{{"name", "wild"}}}})
+                .first,
+            201);
+  ASSERT_EQ(api("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+                json::parse(R"({"metadata":{"name":"all"},
+                  "rules":[{"apiGroups":["*"],"resources":["*"],"verbs":["*"]}]})"))
+                .first,
+            201);
+  ASSERT_EQ(api("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+                json::parse(R"({"metadata":{"name":"wild"},
+                  "subjects":[{"kind":"ServiceAccount","name":"wild"}],
+                  "roleRef":{"kind":"Role","name":"all"}})"))
+                .first,
+            201);
+  std::string wild = token_for("wild");
+  EXPECT_EQ(get("/api/v1/namespaces/default/pods", wild).http_status, 200);
+  EXPECT_EQ(get("/api/v1/nodes", wild).http_status, 403);
+  EXPECT_EQ(get("/api/v1/namespaces/default/nodes", wild).http_status, 404);
+  // Discovery with another method still needs a token.
+  EXPECT_EQ(get("/api/v1", "").http_status, 401);
+
+  // A watch of one object allowed by resourceNames sees that object only.
+  ASSERT_EQ(api("POST", "/api/v1/namespaces/default/serviceaccounts",
+                json::object{{"metadata", json::object{{"name", "one"}}}})
+                .first,
+            201);
+  ASSERT_EQ(api("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+                json::parse(R"({"metadata":{"name":"web-only"},
+                  "rules":[{"apiGroups":[""],"resources":["pods"],"resourceNames":["web"],
+                            "verbs":["get","watch"]}]})"))
+                .first,
+            201);
+  ASSERT_EQ(api("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+                json::parse(R"({"metadata":{"name":"one"},
+                  "subjects":[{"kind":"ServiceAccount","name":"one"}],
+                  "roleRef":{"kind":"Role","name":"web-only"}})"))
+                .first,
+            201);
+  std::string one = token_for("one");
+  EXPECT_EQ(get("/api/v1/namespaces/default/pods", one).http_status, 403);
+  std::thread other([&] {
+    std::this_thread::sleep_for(400ms);
+    cache_pod("secret-neighbour");
+  });
+  auto named = get("/api/v1/namespaces/default/pods/web?watch=1&timeoutSeconds=2", one);
+  other.join();
+  EXPECT_EQ(named.http_status, 200);
+  EXPECT_THAT(named.body, ::testing::HasSubstr("\"web\""));
+  EXPECT_THAT(named.body, ::testing::Not(::testing::HasSubstr("secret-neighbour")));
+
   // Expired: a 1 s token, used after it ran out.
   std::string short_lived = token_for("reader", 1);
   EXPECT_EQ(get("/api/v1/namespaces/default/pods", short_lived).http_status, 200);

@@ -20,6 +20,9 @@ TEST(PodUtil, ParsesQuantities) {
   EXPECT_EQ(parse_quantity("64k"), 64000);
   EXPECT_EQ(parse_quantity("2e3"), 2000);
   EXPECT_EQ(parse_quantity("0.1", 1000), 100);
+  EXPECT_EQ(parse_quantity("1Ei"), 1152921504606846976LL);
+  EXPECT_EQ(parse_quantity("1E"), 1000000000000000000LL);
+  EXPECT_FALSE(parse_quantity("1Ex"));
   EXPECT_FALSE(parse_quantity(""));
   EXPECT_FALSE(parse_quantity("lots"));
   EXPECT_FALSE(parse_quantity("12Qi"));
@@ -43,6 +46,9 @@ TEST(PodUtil, MapsResourcesToCgroupsAsTheKubelet) {
   EXPECT_EQ(tiny.r.cpu_quota, 1000);  // the kernel's minimum
   auto bad = cgroup_resources(json::parse(R"({"limits":{"memory":"lots"}})"));
   EXPECT_EQ(bad.error, "resources.limits.memory: \"lots\" is not a quantity");
+  auto huge = cgroup_resources(json::parse(R"({"limits":{"cpu":"1e13"}})"));
+  EXPECT_EQ(huge.r.cpu_quota, int64_t{1000000} * 1000 * 100);  // clamped, no overflow
+  EXPECT_EQ(huge.r.cpu_shares, 262144);
   auto neg = cgroup_resources(json::parse(R"({"requests":{"cpu":"-1"}})"));
   EXPECT_FALSE(neg.error.empty());
 }

@@ -361,6 +361,10 @@ class ApiServer final : public kedge::Plugin {
     a.group = p[0] == "core" ? "" : p[0];
     a.resource = p[2];
     a.ns = p[3] == "null" ? "" : p[3];
+    // A cluster-scoped resource has no namespace, whatever the Key says:
+    // no RoleBinding may grant it.
+    for (auto& r : kedge::api::resources())
+      if (r.group == a.group && r.plural == a.resource && !r.namespaced) a.ns.clear();
     a.name = p[4] == "null" ? "" : p[4];
     a.subresource = sub;
     return true;

@@ -166,6 +166,8 @@ class Edged final : public kedge::Plugin {
     root_ = ctx.data_dir() / "edged";
     std::error_code ec;
     fs::create_directories(root_ / "pods", ec);
+    // Secrets and configmaps are written below it: only root may look.
+    fs::permissions(root_, fs::perms::owner_all, ec);
     if (ec) return kedge::invalid_argument("cannot create " + root_.string() + ": " + ec.message());
     auto& m = ctx.metrics();
     running_ = &m.gauge("kedge_edged_pods", "Pods edged runs (desired)");
@@ -241,7 +243,10 @@ class Edged final : public kedge::Plugin {
   }
 
   // metamanager's answer to a query: the stored values (JSON strings).
-  json::array query(const std::string& key) {
+  // `ok` (if given) is false when metamanager did not answer: not the same
+  // as an empty answer.
+  json::array query(const std::string& key, bool* ok = nullptr) {
+    if (ok) *ok = false;
     auto p = std::make_shared<std::promise<json::value>>();
     auto f = p->get_future();
     ctx_->request("metamanager",
@@ -253,7 +258,9 @@ class Edged final : public kedge::Plugin {
     while (f.wait_for(100ms) != std::future_status::ready)
       if (stopping_ || Clock::now() > until) return {};
     json::value v = f.get();
-    return v.is_array() ? v.as_array() : json::array{};
+    if (!v.is_array()) return {};
+    if (ok) *ok = true;
+    return v.as_array();
   }
   static std::vector<json::value> parsed(const json::array& a) {
     std::vector<json::value> out;
@@ -266,8 +273,18 @@ class Edged final : public kedge::Plugin {
     return out;
   }
 
+  // Until metamanager answers: with no answer every running pod would look
+  // like a leftover and be removed.
   void load_desired() {
-    for (auto& p : parsed(query("*/pod"))) upsert(p);
+    json::array pods;
+    for (bool ok = false; !ok && !stopping_;) {
+      pods = query("*/pod", &ok);
+      if (!ok) {
+        log_->warn("metamanager did not answer the query for this node's pods; asking again");
+        wait(1s);
+      }
+    }
+    for (auto& p : parsed(pods)) upsert(p);
     log_->info("{} pod(s) for this node in the cache", pods_.size());
     running_->set(static_cast<int64_t>(pods_.size()));
   }
@@ -377,12 +394,13 @@ class Edged final : public kedge::Plugin {
     return s;
   }
 
-  Actual observe() {
-    Actual a;
+  // False if either list failed: a partial view would make running pods look
+  // missing (duplicate sandboxes) or containers look absent (second copies).
+  bool observe(Actual& a) {
     pb::ListPodSandboxRequest sreq;
     (*sreq.mutable_filter()->mutable_label_selector())[kManaged] = "true";
     pb::ListPodSandboxResponse sres;
-    if (!rt("ListPodSandbox", &pb::RuntimeService::Stub::ListPodSandbox, sreq, &sres)) return a;
+    if (!rt("ListPodSandbox", &pb::RuntimeService::Stub::ListPodSandbox, sreq, &sres)) return false;
     for (auto& s : sres.items()) {
       auto it = s.labels().find(kPodUid);
       if (it != s.labels().end()) a.sandboxes[it->second].push_back(s);
@@ -390,7 +408,7 @@ class Edged final : public kedge::Plugin {
     pb::ListContainersRequest creq;
     (*creq.mutable_filter()->mutable_label_selector())[kManaged] = "true";
     pb::ListContainersResponse cres;
-    if (!rt("ListContainers", &pb::RuntimeService::Stub::ListContainers, creq, &cres)) return a;
+    if (!rt("ListContainers", &pb::RuntimeService::Stub::ListContainers, creq, &cres)) return false;
     std::set<std::string> seen;
     for (auto& c : cres.containers()) {
       a.containers[c.pod_sandbox_id()].push_back(c);
@@ -398,7 +416,7 @@ class Edged final : public kedge::Plugin {
     }
     for (auto it = cstatus_.begin(); it != cstatus_.end();)
       it = seen.count(it->first) ? std::next(it) : cstatus_.erase(it);
-    return a;
+    return true;
   }
 
   // ContainerStatus, asked again only when the listed state changed.
@@ -422,14 +440,20 @@ class Edged final : public kedge::Plugin {
     req.set_pod_sandbox_id(id);
     pb::PodSandboxStatusResponse res;
     if (!rt("PodSandboxStatus", &pb::RuntimeService::Stub::PodSandboxStatus, req, &res)) return {};
+    std::string ip = res.status().network().ip();
+    if (ip.empty()) return ip;  // asked again next time
     std::lock_guard lock(jobs_mu_);
-    return sandbox_ip_[id] = res.status().network().ip();
+    return sandbox_ip_[id] = ip;
   }
 
   // ---- one reconcile pass ----
   void sync_once() {
     syncs_->inc();
-    Actual a = observe();
+    Actual a;
+    if (!observe(a)) {
+      log_->warn("cannot list the runtime's sandboxes and containers; pass skipped");
+      return;
+    }
     if (!runtime_ready_) return;
     std::set<std::string> wanted;
     for (auto& [key, p] : pods_) {
@@ -456,7 +480,8 @@ class Edged final : public kedge::Plugin {
 
   bool busy(const std::string& uid) {
     std::lock_guard lock(jobs_mu_);
-    return busy_.count(uid) > 0;
+    auto it = busy_.find(uid);
+    return it != busy_.end() && it->second > 0;
   }
 
   // Runs `job` on a thread of its own while the pod is left alone (busy), so
@@ -464,14 +489,14 @@ class Edged final : public kedge::Plugin {
   void run_async(const std::string& uid, std::function<void()> job) {
     {
       std::lock_guard lock(jobs_mu_);
-      busy_.insert(uid);
+      ++busy_[uid];
     }
     auto done = std::make_shared<std::atomic<bool>>(false);
     std::thread t([this, uid, job = std::move(job), done] {
       job();
       {
         std::lock_guard lock(jobs_mu_);
-        busy_.erase(uid);
+        if (--busy_[uid] <= 0) busy_.erase(uid);
       }
       *done = true;
       cv_.notify_all();
@@ -557,6 +582,13 @@ class Edged final : public kedge::Plugin {
     for (auto& v : arr(p.obj, {"spec", "volumes"})) {
       std::string name = str(v, {"name"});
       std::error_code ec;
+      // Names become path components: DNS labels only (as Kubernetes checks).
+      bool label = !name.empty() && name.size() <= 63 && name.front() != '-' && name.back() != '-';
+      for (char ch : name)
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-')) label = false;
+      if (!label)
+        return fail_pod(p, "CreateContainerConfigError",
+                        "volume name \"" + name + "\" is not a DNS label ([a-z0-9-], at most 63)");
       if (find(v, {"emptyDir"})) {
         fs::create_directories(pod_dir(p) / "volumes" / "empty-dir" / name, ec);
       } else if (auto* hp = find(v, {"hostPath"})) {
@@ -620,7 +652,11 @@ class Edged final : public kedge::Plugin {
             out[path.empty() ? key : path] = files[key];
           }
         }
-        int mode = static_cast<int>(num(src, {"defaultMode"}, 0644));
+        int64_t mode = num(src, {"defaultMode"}, 0644);
+        if (mode < 0 || mode > 0777)
+          return fail_pod(p, "CreateContainerConfigError",
+                          "volume \"" + name + "\": defaultMode " + std::to_string(mode) +
+                              " is not between 0 and 0777");
         // Files not in the object any more go.
         for (auto& e : fs::directory_iterator(dir, ec))
           if (!out.count(e.path().filename().string())) fs::remove_all(e.path(), ec);
@@ -826,9 +862,17 @@ class Edged final : public kedge::Plugin {
       }
       if (auto* d = find(objs[0], {"data"}); d && d->is_object())
         for (auto& [k, v] : d->as_object()) {
-          bool f = false;
-          std::string val = secret ? lookup(kind, name, std::string(k), f)
-                                   : (v.is_string() ? std::string(v.as_string()) : "");
+          std::string val = v.is_string() ? std::string(v.as_string()) : "";
+          if (secret) {
+            for (auto& ch : val) ch = ch == '+' ? '-' : ch == '/' ? '_' : ch;
+            while (!val.empty() && val.back() == '=') val.pop_back();
+            auto dec = kedge::pki::base64url_decode(val);
+            if (!dec.ok()) {
+              err = "secret \"" + name + "\": key " + std::string(k) + " is not base64";
+              return false;
+            }
+            val = dec.value;
+          }
           out.push_back({str(ef, {"prefix"}) + std::string(k), val});
         }
     }
@@ -923,7 +967,16 @@ class Edged final : public kedge::Plugin {
       auto* m = cc->add_mounts();
       m->set_container_path(str(vm, {"mountPath"}));
       fs::path host = it->second;
-      if (std::string sub = str(vm, {"subPath"}); !sub.empty()) host /= sub;
+      if (std::string sub = str(vm, {"subPath"}); !sub.empty()) {
+        if (sub[0] == '/' || fs::path(sub).lexically_normal().string().rfind("..", 0) == 0 ||
+            sub.find("/../") != std::string::npos) {
+          t.waiting_reason = "CreateContainerConfigError";
+          t.waiting_message = "volumeMount \"" + vn + "\": subPath \"" + sub +
+                              "\" must be a relative path inside the volume";
+          return false;
+        }
+        host /= sub;
+      }
       m->set_host_path(host.string());
       auto* ro = find(vm, {"readOnly"});
       m->set_readonly(ro && ro->is_bool() && ro->as_bool());
@@ -972,6 +1025,8 @@ class Edged final : public kedge::Plugin {
     starts_->inc();
     if (attempt > 0) restarts_->inc();
     p.touched = true;
+    t.next_attempt = attempt + 1;
+    t.not_before = {};
     t.waiting_reason.clear();
     t.waiting_message.clear();
     log_->info("pod {}/{}: container {} started (restart {})", p.ns, p.name, name, attempt);
@@ -988,9 +1043,19 @@ class Edged final : public kedge::Plugin {
       auto& cur = out[c.metadata().name()];
       if (!cur || c.metadata().attempt() > cur->metadata().attempt()) cur = &c;
     }
-    for (auto& c : it->second)
-      if (out[c.metadata().name()] != &c && c.state() == pb::CONTAINER_EXITED)
+    for (auto& c : it->second) {
+      if (out[c.metadata().name()] == &c) continue;
+      if (c.state() == pb::CONTAINER_EXITED) {
         remove_container(c.id());
+      } else {  // an older copy still running: not ours to keep
+        log_->warn("container {} has an older instance still running; removing it",
+                   c.metadata().name());
+        run_async(c.labels().count(kPodUid) ? c.labels().at(kPodUid) : c.id(), [this, id = c.id()] {
+          stop_container(id, 10);
+          remove_container(id);
+        });
+      }
+    }
     return out;
   }
 
@@ -1013,12 +1078,14 @@ class Edged final : public kedge::Plugin {
     std::string policy = str(p.obj, {"spec", "restartPolicy"});
     int code = st ? st->exit_code() : 0;
     if (!should_restart(policy, code)) return false;
+    if (Clock::now() < t.not_before) return false;  // a failed pull or create backs off
     int restarts = static_cast<int>(old.metadata().attempt()) + 1;
     auto wait = backoff(restarts, initial_backoff(), max_backoff());
     auto finished = st ? std::chrono::nanoseconds(st->finished_at()) : std::chrono::nanoseconds(0);
     auto since = std::chrono::system_clock::now().time_since_epoch() - finished;
     // A container that ran for 10 minutes resets the back-off (as the kubelet).
-    if (st && st->finished_at() - st->started_at() > int64_t{600} * 1000000000)
+    if (st && st->started_at() > 0 &&
+        st->finished_at() - st->started_at() > int64_t{600} * 1000000000)
       wait = initial_backoff();
     if (since < wait) {
       t.waiting_reason = "CrashLoopBackOff";
@@ -1086,6 +1153,8 @@ class Edged final : public kedge::Plugin {
       }
       switch (ctr.state()) {
         case pb::CONTAINER_CREATED: {
+          if (Clock::now() < t.not_before) break;
+          t.not_before = Clock::now() + initial_backoff();  // if it stays CREATED
           pb::StartContainerRequest sreq;
           sreq.set_container_id(ctr.id());
           pb::StartContainerResponse sres;
@@ -1093,7 +1162,9 @@ class Edged final : public kedge::Plugin {
           p.touched = true;
           break;
         }
-        case pb::CONTAINER_RUNNING: probe(p, c, ctr, t, ip); break;
+        case pb::CONTAINER_RUNNING:
+          if (!probe(p, c, ctr, t, ip)) return;  // a kill is under way: the pod is busy
+          break;
         case pb::CONTAINER_EXITED: restart(p, c, ctr, sandbox, sb_attempt, t, ip); break;
         default: break;
       }
@@ -1190,7 +1261,8 @@ class Edged final : public kedge::Plugin {
     return ok;
   }
 
-  void probe(Pod& p, const json::value& c, const pb::Container& ctr, Track& t,
+  // False if a failed liveness probe started a kill.
+  bool probe(Pod& p, const json::value& c, const pb::Container& ctr, Track& t,
              const std::string& ip) {
     auto now = Clock::now();
     if (t.probed_id != ctr.id()) {  // a new instance: probes start over
@@ -1222,7 +1294,7 @@ class Edged final : public kedge::Plugin {
         cstatus_.erase(ctr.id());
         run_async(p.uid, [this, id = ctr.id(), grace] { stop_container(id, grace); });
         p.touched = true;
-        return;
+        return false;
       }
     }
     if (auto* rp = find(c, {"readinessProbe"}); rp && now >= t.readiness.next) {
@@ -1238,6 +1310,7 @@ class Edged final : public kedge::Plugin {
           t.readiness.ok = false;
       }
     }
+    return true;
   }
 
   // ---- status ----
@@ -1551,7 +1624,7 @@ class Edged final : public kedge::Plugin {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<MessagePtr> inbox_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
   // worker-owned
   std::map<std::string, Pod> pods_;  // ns/name -> pod
   std::map<std::string, pb::ContainerStatus> cstatus_;
@@ -1565,7 +1638,7 @@ class Edged final : public kedge::Plugin {
   std::string node_ready_since_, node_since_, node_ip_;
   // termination jobs
   std::mutex jobs_mu_;
-  std::set<std::string> busy_;
+  std::map<std::string, int> busy_;  // pod UID -> jobs running on it
   std::list<Job> jobs_;
   kedge::Gauge *running_ = nullptr, *runtime_up_ = nullptr;
   kedge::Counter *starts_ = nullptr, *restarts_ = nullptr, *cri_errors_ = nullptr,

@@ -1,5 +1,6 @@
 #include "pod_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <functional>
@@ -39,11 +40,13 @@ std::optional<int64_t> parse_quantity(const std::string& q, int64_t scale) {
   };
   if (!suffix.empty()) {
     bool found = false;
-    if (suffix[0] == 'e' || suffix[0] == 'E') {
+    bool in_table = false;
+    for (auto& [sfx, m] : kSuffixes) in_table = in_table || suffix == sfx;
+    if (!in_table && (suffix[0] == 'e' || suffix[0] == 'E')) {
       char* e2 = nullptr;
       long exp = std::strtol(suffix.c_str() + 1, &e2, 10);
       if (*e2 || suffix.size() == 1 || exp > 18 || exp < -9) {
-        if (suffix != "E") return std::nullopt;
+        return std::nullopt;
       } else {
         mult = std::pow(10.0, static_cast<double>(exp));
         found = true;
@@ -96,12 +99,18 @@ ResourcesResult cgroup_resources(const json::value& resources) {
   auto mem_limit = get("limits", "memory", 1);
   (void)get("requests", "memory", 1);
   if (!out.error.empty()) return out;
+  // Clamped before multiplying: a million cores is more than any node.
+  constexpr int64_t kMaxMillicores = int64_t{1000000} * 1000;
   if (cpu_limit && *cpu_limit > 0) {
     out.r.cpu_period = 100000;
-    out.r.cpu_quota = std::max<int64_t>(1000, *cpu_limit * 100000 / 1000);
+    out.r.cpu_quota = std::max<int64_t>(1000, std::min(*cpu_limit, kMaxMillicores) * 100);
   }
   auto shares_from = cpu_request ? cpu_request : cpu_limit;
-  out.r.cpu_shares = shares_from ? std::max<int64_t>(2, *shares_from * 1024 / 1000) : 2;
+  // The kubelet's bounds: 2 .. 262144.
+  out.r.cpu_shares =
+      shares_from
+          ? std::clamp<int64_t>(std::min(*shares_from, kMaxMillicores) * 1024 / 1000, 2, 262144)
+          : 2;
   if (mem_limit) out.r.memory_limit = *mem_limit;
   return out;
 }

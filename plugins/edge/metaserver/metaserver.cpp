@@ -159,7 +159,8 @@ class MetaServer final : public kedge::Plugin {
     const char* event = op == "delete" ? "DELETED" : op == "insert" ? "ADDED" : "MODIFIED";
     for (auto it = watches_.begin(); it != watches_.end();) {
       Watch& w = it->second;
-      bool match = w.type == type && (w.ns.empty() || w.ns == ns) && m->content.is_object() &&
+      bool match = w.type == type && (w.ns.empty() || w.ns == ns) &&
+                   (w.name.empty() || r.substr(b + 1) == w.name) && m->content.is_object() &&
                    w.selector.matches(kedge::k8s::labels_of(m->content)) &&
                    (w.after == 0 || rv_of(m->content) > w.after);
       if (match &&
@@ -180,6 +181,7 @@ class MetaServer final : public kedge::Plugin {
     kedge::k8s::Selector selector;
     int64_t after = 0;
     std::shared_ptr<boost::asio::steady_timer> timer;  // ?timeoutSeconds= (goes with it)
+    std::string name;  // a watch of one object (…/pods/<name>?watch=1)
   };
 
   void error(const net::ExchangePtr& ex, int code, const std::string& reason,
@@ -419,10 +421,10 @@ class MetaServer final : public kedge::Plugin {
     for (auto s : u.segments()) seg.push_back(std::string(s));
     if (seg.empty() || (seg[0] != "api" && seg[0] != "apis")) return false;
     size_t i = seg[0] == "api" ? 2 : 3;
-    if (seg.size() <= i) {  // discovery
+    if (seg.size() <= i) {  // discovery: any method needs an authenticated token
       verb = "authenticate";
       key.clear();
-      return method == "GET";
+      return true;
     }
     if (method != "GET") return false;
     std::string group = seg[0] == "api" ? "core" : seg[1], version = seg[i - 1];
@@ -432,6 +434,12 @@ class MetaServer final : public kedge::Plugin {
       i += 2;
     }
     if (seg.size() > i + 2) return false;
+    // A cluster-scoped resource under a namespace path is refused by route();
+    // never ask the cloud with a namespace a RoleBinding could match.
+    std::string gv = seg[0] == "api" ? version : group + "/" + version;
+    for (auto& r : kedge::api::resources())
+      if (r.api_version() == gv && r.plural == seg[i] && !r.namespaced && ns != "null")
+        return false;
     std::string name = seg.size() > i + 1 ? seg[i + 1] : "null";
     auto w = q.find("watch");
     bool watch = w != q.end() && (w->second == "1" || w->second == "true");
@@ -444,6 +452,10 @@ class MetaServer final : public kedge::Plugin {
              std::map<std::string, std::string> q) {
     const auto& req = ex->request();
     const boost::urls::url_view* u = &uv;
+    bool discovery = path == "/api" || path == "/apis" || path == "/api/v1" ||
+                     path == "/apis/devices.kubeedge.io/v1beta1";
+    if (discovery && req.method != "GET")
+      return error(ex, 405, "MethodNotAllowed", req.method + " is not allowed on " + path);
     if (path == "/api")
       return ex->reply(
           {200, "application/json",
@@ -494,6 +506,9 @@ class MetaServer final : public kedge::Plugin {
                    "the edge does not serve \"" + seg[i] +
                        "\" (served: pods, configmaps, secrets, "
                        "services, endpoints, nodes, devices, devicemodels)");
+    if (!res->namespaced && !ns.empty())
+      return error(ex, 404, "NotFound",
+                   res->plural + " are not namespaced: use " + res->collection_path(""));
     std::string name = seg.size() > i + 1 ? seg[i + 1] : "";
     if (seg.size() > i + 2)
       return error(ex, 404, "NotFound", "no subresources at the edge: " + path);
@@ -596,7 +611,7 @@ class MetaServer final : public kedge::Plugin {
               (void)ex->write(json::serialize(json::object{{"type", "ADDED"}, {"object", o}}) +
                               "\n");
           uint64_t id = next_++;
-          watches_[id] = {ex, type, ns, sel, after, nullptr};
+          watches_[id] = {ex, type, ns, sel, after, nullptr, name};
           if (timeout_s > 0) {  // ?timeoutSeconds=: the stream ends then, as Kubernetes'
             auto t = std::make_shared<boost::asio::steady_timer>(ctx_->executor());
             t->expires_after(std::chrono::seconds(timeout_s));
