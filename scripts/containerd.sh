@@ -18,7 +18,7 @@ bridge=kedge-cni$(( $(cksum <<<"$dir" | cut -d' ' -f1) % 1000 ))
 ctr_() { ctr -a "$sock" -n k8s.io "$@"; }
 
 stop() {
-  [ -f "$dir/containerd.pid" ] || return 0
+  [ -f "$dir/containerd.pid" ] || { unmount_all; return 0; }
   local pid
   pid=$(cat "$dir/containerd.pid")
   if kill -0 "$pid" 2>/dev/null; then
@@ -39,7 +39,14 @@ stop() {
     # only namespaces no process uses any more
     [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && ip netns del "$n" 2>/dev/null || true
   done
-  umount -R "$dir/root" 2>/dev/null || true
+  unmount_all
+}
+
+# What CRI mounted for sandboxes (shm) and snapshots, deepest first, or the
+# directory cannot be removed.
+unmount_all() {
+  awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 # A docker-archive tarball of busybox-static: NAME CMD... -> stdout path

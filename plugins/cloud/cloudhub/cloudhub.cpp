@@ -411,7 +411,14 @@ class CloudHub final : public kedge::Plugin {
                     st.message());
       return;
     }
-    auto route = routes_.find(shared->route.group);
+    // Device reports come in group resource from stock edges (spec §5.3):
+    // they are the device controller's, as twin messages are.
+    std::string group = shared->route.group;
+    if (group == "resource") {
+      std::string rest = kedge::channel::trim_for_edge(shared->route.resource);
+      if (rest.rfind("device/", 0) == 0 || rest.rfind("membership", 0) == 0) group = "twin";
+    }
+    auto route = routes_.find(group);
     if (route == routes_.end()) {
       log_->warn("node {}: no controller for group '{}' (op {} on {}); acknowledged and dropped",
                  node, shared->route.group, shared->route.operation, shared->route.resource);
@@ -689,7 +696,8 @@ constexpr kedge::ConfigKey kConfig[] = {
      "Queued downstream objects per node; past it the node is marked for a full resync.", false},
     {"ack_upstream", kedge::ConfigType::kBool, "true",
      "ACK each upstream message (kedge edges keep an outbox until then).", false},
-    {"notify", kedge::ConfigType::kStringList, "[\"edgecontroller\", \"nodecontroller\"]",
+    {"notify", kedge::ConfigType::kStringList,
+     "[\"edgecontroller\", \"nodecontroller\", \"devicecontroller\"]",
      "Modules told when a node connects or disconnects, or needs a full resync.", false},
     {"routes", kedge::ConfigType::kTable,
      "{ resource = \"edgecontroller\", twin = \"devicecontroller\", user = \"router\", "

@@ -1,0 +1,417 @@
+// devicecontroller: devices between the API and the edge nodes (docs/devices.md).
+//
+// Down (spec §5.3, "Cloud→edge device messages"): watches Devices and
+// DeviceModels (devices.kubeedge.io/v1beta1) and sends each device's node
+// * a membership update (group twin, node/<node>/membership, op update,
+//   added_devices / removed_devices) when a device joins or leaves it;
+// * the device and its model (group resource,
+//   node/<node>/<ns>/device/<name> and .../devicemodel/<model>, insert,
+//   update, delete, with the resourceVersion);
+// * the desired twin values when they change (group twin,
+//   node/<node>/device/<name>/twin/cloud_updated, op update,
+//   {"twin":{<property>:{"expected":{"value"},"metadata":{"type"}}}}).
+// The node is spec.nodeName, or (v1alpha2 style) the first value of the
+// first nodeSelector term.
+//
+// Up: device/<name>/twin/edge_updated (reported values) and
+// device/<name>/state/update (online, offline, ...) from the device's own
+// node are written to the Device's status (twins[].reported, state,
+// lastOnlineTime).
+#include <spdlog/logger.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "k8s.h"
+#include "kedge/plugin.h"
+
+namespace {
+
+namespace json = boost::json;
+using kedge::MessagePtr;
+using kedge::Status;
+using namespace std::chrono_literals;
+
+const char* kDevices = "/apis/devices.kubeedge.io/v1beta1/devices";
+const char* kModels = "/apis/devices.kubeedge.io/v1beta1/devicemodels";
+
+const json::value* find(const json::value& v, std::initializer_list<const char*> path) {
+  const json::value* cur = &v;
+  for (const char* p : path) {
+    auto* o = cur->if_object();
+    if (!o) return nullptr;
+    cur = o->if_contains(p);
+    if (!cur) return nullptr;
+  }
+  return cur;
+}
+std::string str(const json::value& v, std::initializer_list<const char*> path) {
+  auto* x = find(v, path);
+  if (!x) return {};
+  if (x->is_string()) return std::string(x->as_string());
+  if (x->is_int64()) return std::to_string(x->as_int64());
+  if (x->is_double() || x->is_bool()) return json::serialize(*x);
+  return {};
+}
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The node a device is bound to.
+std::string node_of(const json::value& dev) {
+  std::string n = str(dev, {"spec", "nodeName"});
+  if (!n.empty()) return n;
+  auto* terms = find(dev, {"spec", "nodeSelector", "nodeSelectorTerms"});
+  if (!terms || !terms->is_array() || terms->as_array().empty()) return {};
+  auto* exprs = find(terms->as_array()[0], {"matchExpressions"});
+  if (!exprs || !exprs->is_array() || exprs->as_array().empty()) return {};
+  auto* vals = find(exprs->as_array()[0], {"values"});
+  if (!vals || !vals->is_array() || vals->as_array().empty() || !vals->as_array()[0].is_string())
+    return {};
+  return std::string(vals->as_array()[0].as_string());
+}
+
+// property -> desired value (spec.properties[].desired.value).
+std::map<std::string, std::string> desired_of(const json::value& dev) {
+  std::map<std::string, std::string> out;
+  auto* ps = find(dev, {"spec", "properties"});
+  if (!ps || !ps->is_array()) return out;
+  for (auto& p : ps->as_array()) {
+    auto* d = find(p, {"desired", "value"});
+    if (d)
+      out[str(p, {"name"})] = d->is_string() ? std::string(d->as_string()) : json::serialize(*d);
+  }
+  return out;
+}
+
+class DeviceController final : public kedge::Plugin {
+ public:
+  Status init(kedge::Context& ctx, const kedge::Config&) override {
+    ctx_ = &ctx;
+    log_ = ctx.logger();
+    auto& m = ctx.metrics();
+    sent_ = &m.counter("kedge_devicecontroller_sent_total", "Messages sent to edge nodes");
+    reports_ = &m.counter("kedge_devicecontroller_reports_total",
+                          "Twin and state reports written to Device status");
+    refused_ = &m.counter("kedge_devicecontroller_refused_total",
+                          "Reports refused (not the node's device, or invalid)");
+    return {};
+  }
+  Status start() override {
+    watch(kModels, "");
+    watch(kDevices, "");
+    return {};
+  }
+  Status stop() override {
+    for (auto& [id, w] : watches_) {
+      auto m = kedge::make_message(ctx_->name(), "resource", "unwatch", "");
+      m.header.parent_id = id;
+      (void)ctx_->send("apiserver", kedge::share(std::move(m)));
+    }
+    watches_.clear();
+    return {};
+  }
+
+  void on_message(const MessagePtr& m) override {
+    const std::string& op = m->route.operation;
+    if (op == "watchevent") return on_watch_event(m);
+    if (op == "resync") return resync(str(m->content, {"node"}));
+    if (op == "connected") return resync(str(m->content, {"client_id"}));
+    if (op == "disconnected") return;
+    if (m->route.resource.rfind("node/", 0) == 0 && !m->is_response()) return on_report(m);
+  }
+
+ private:
+  struct WatchState {
+    std::string path, rv;
+  };
+  struct Dev {
+    std::string node;
+    json::value obj;
+  };
+
+  void watch(const std::string& path, const std::string& rv) {
+    std::string target = path + "?watch=1" + (rv.empty() ? "" : "&resourceVersion=" + rv);
+    auto m = kedge::make_message(ctx_->name(), "resource", "watch", target,
+                                 json::object{{"target", target}});
+    std::string id = m.header.id;
+    if (Status s = ctx_->send("apiserver", kedge::share(std::move(m))); !s) {
+      log_->warn("cannot watch {}: {}; retrying", path, s.message());
+      return retry_later(path, rv);
+    }
+    watches_[id] = {path, rv};
+  }
+  void retry_later(const std::string& path, const std::string& rv) {
+    auto t = std::make_shared<boost::asio::steady_timer>(ctx_->executor(), 1s);
+    t->async_wait([this, t, path, rv](boost::system::error_code ec) {
+      if (!ec) watch(path, rv);
+    });
+  }
+
+  void on_watch_event(const MessagePtr& m) {
+    auto it = watches_.find(m->header.parent_id);
+    if (it == watches_.end()) return;
+    std::string type = str(m->content, {"type"});
+    auto* obj = find(m->content, {"object"});
+    if (!obj || !obj->is_object()) return;
+    if (type == "ERROR") {
+      bool expired = str(*obj, {"code"}) == "410";
+      WatchState w = it->second;
+      watches_.erase(it);
+      retry_later(w.path, expired ? "" : w.rv);
+      return;
+    }
+    it->second.rv = str(*obj, {"metadata", "resourceVersion"});
+    if (it->second.path == kModels)
+      on_model(type, *obj);
+    else
+      on_device(type, *obj);
+  }
+
+  static std::string key(const json::value& o) {
+    return str(o, {"metadata", "namespace"}) + "/" + str(o, {"metadata", "name"});
+  }
+
+  void send(const std::string& node, const std::string& group, const std::string& op,
+            const std::string& resource, json::value content, const std::string& rv = "") {
+    auto m = kedge::make_message(ctx_->name(), group, op, "node/" + node + "/" + resource,
+                                 std::move(content));
+    m.header.resource_version = rv;
+    if (Status s = ctx_->send("cloudhub", kedge::share(std::move(m)), 2s); !s)
+      log_->error("cannot hand {} {} for node {} to cloudhub: {}", op, resource, node, s.message());
+    else
+      sent_->inc();
+  }
+  void send_object(const std::string& node, const std::string& op, const std::string& type,
+                   const json::value& obj) {
+    send(node, "resource", op,
+         str(obj, {"metadata", "namespace"}) + "/" + type + "/" + str(obj, {"metadata", "name"}),
+         obj, str(obj, {"metadata", "resourceVersion"}));
+  }
+
+  // The device as a membership entry (spec §5.2 Device).
+  json::object member(const json::value& dev) {
+    json::object twin;
+    std::string model_key =
+        str(dev, {"metadata", "namespace"}) + "/" + str(dev, {"spec", "deviceModelRef", "name"});
+    for (auto& [prop, value] : desired_of(dev))
+      twin[prop] = json::object{{"expected", json::object{{"value", value}}},
+                                {"metadata", json::object{{"type", type_of(model_key, prop)}}}};
+    return {{"id", str(dev, {"metadata", "name"})},
+            {"name", str(dev, {"metadata", "name"})},
+            {"description", str(dev, {"metadata", "labels", "description"})},
+            {"twin", std::move(twin)}};
+  }
+  // A property's type from its model (lower-case, as twin metadata types).
+  std::string type_of(const std::string& model_key, const std::string& prop) {
+    auto it = models_.find(model_key);
+    if (it == models_.end()) return "string";
+    auto* ps = find(it->second, {"spec", "properties"});
+    if (!ps || !ps->is_array()) return "string";
+    for (auto& p : ps->as_array()) {
+      if (str(p, {"name"}) != prop) continue;
+      std::string t = str(p, {"type"});
+      if (auto* to = find(p, {"type"}); to && to->is_object() && !to->as_object().empty())
+        t = std::string(to->as_object().begin()->key());  // v1alpha2: {int: {...}}
+      for (auto& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return t.empty() ? "string" : t;
+    }
+    return "string";
+  }
+
+  void membership(const std::string& node, const char* field, const json::value& dev) {
+    send(node, "twin", "update", "membership",
+         json::object{{"event_id", kedge::new_uuid()},
+                      {"timestamp", now_ms()},
+                      {field, json::array{member(dev)}}});
+  }
+
+  void on_device(const std::string& type, const json::value& dev) {
+    std::string k = key(dev), node = node_of(dev);
+    std::string model =
+        str(dev, {"metadata", "namespace"}) + "/" + str(dev, {"spec", "deviceModelRef", "name"});
+    auto old = devices_.find(k);
+    if (type == "DELETED") {
+      if (old != devices_.end() && !old->second.node.empty()) remove_from(old->second.node, dev);
+      devices_.erase(k);
+      return;
+    }
+    bool moved = old != devices_.end() && old->second.node != node;
+    if (moved && !old->second.node.empty()) remove_from(old->second.node, old->second.obj);
+    bool known = old != devices_.end() && !moved;
+    auto before = known ? desired_of(old->second.obj) : std::map<std::string, std::string>{};
+    devices_[k] = {node, dev};
+    if (node.empty()) return;
+    if (!known) membership(node, "added_devices", dev);
+    if (auto m = models_.find(model); m != models_.end())
+      send_object(node, known ? "update" : "insert", "devicemodel", m->second);
+    send_object(node, known ? "update" : "insert", "device", dev);
+    // Desired values that changed: to the twin.
+    json::object twin;
+    for (auto& [prop, value] : desired_of(dev))
+      if (!known || before[prop] != value)
+        twin[prop] = json::object{
+            {"expected",
+             json::object{{"value", value}, {"metadata", json::object{{"timestamp", now_ms()}}}}},
+            {"metadata", json::object{{"type", type_of(model, prop)}}}};
+    if (!twin.empty())
+      send(
+          node, "twin", "update",
+          "device/" + str(dev, {"metadata", "name"}) + "/twin/cloud_updated",
+          json::object{
+              {"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", std::move(twin)}});
+  }
+
+  void remove_from(const std::string& node, const json::value& dev) {
+    membership(node, "removed_devices", dev);
+    send_object(node, "delete", "device", dev);
+  }
+
+  void on_model(const std::string& type, const json::value& model) {
+    std::string k = key(model);
+    if (type == "DELETED")
+      models_.erase(k);
+    else
+      models_[k] = model;
+    std::set<std::string> nodes;
+    for (auto& [dk, d] : devices_)
+      if (!d.node.empty() && str(d.obj, {"metadata", "namespace"}) + "/" +
+                                     str(d.obj, {"spec", "deviceModelRef", "name"}) ==
+                                 k)
+        nodes.insert(d.node);
+    for (auto& n : nodes)
+      send_object(n,
+                  type == "DELETED" ? "delete"
+                  : type == "ADDED" ? "insert"
+                                    : "update",
+                  "devicemodel", model);
+  }
+
+  void resync(const std::string& node) {
+    if (node.empty()) return;
+    for (auto& [k, d] : devices_) {
+      if (d.node != node) continue;
+      std::string model = str(d.obj, {"metadata", "namespace"}) + "/" +
+                          str(d.obj, {"spec", "deviceModelRef", "name"});
+      membership(node, "added_devices", d.obj);
+      if (auto m = models_.find(model); m != models_.end())
+        send_object(node, "update", "devicemodel", m->second);
+      send_object(node, "update", "device", d.obj);
+    }
+  }
+
+  // ---- reports: node/<node>/device/<name>/twin/edge_updated, .../state/update ----
+  void on_report(const MessagePtr& m) {
+    const std::string& r = m->route.resource;
+    std::vector<std::string> p;
+    for (size_t st = 0;;) {
+      size_t sl = r.find('/', st);
+      p.push_back(r.substr(st, sl == std::string::npos ? std::string::npos : sl - st));
+      if (sl == std::string::npos) break;
+      st = sl + 1;
+    }
+    if (p.size() < 5 || p[2] != "device") {
+      log_->debug("{} on {}: not a device report", m->route.operation, r);
+      return;
+    }
+    const std::string &node = p[1], &name = p[3];
+    std::string what = p[4] + (p.size() > 5 ? "/" + p[5] : "");
+    // The device must be bound to the reporting node (any namespace).
+    const Dev* dev = nullptr;
+    for (auto& [k, d] : devices_)
+      if (str(d.obj, {"metadata", "name"}) == name && d.node == node) dev = &d;
+    if (!dev) {
+      refused_->inc();
+      log_->warn("node {} reported on device {}, which is not bound to it; refused", node, name);
+      return;
+    }
+    json::value content = m->content;
+    if (content.is_string()) {
+      json::error_code ec;
+      auto v = json::parse(content.as_string(), ec);
+      if (!ec) content = v;
+    }
+    std::string ns = str(dev->obj, {"metadata", "namespace"});
+    std::string target = "/apis/devices.kubeedge.io/v1beta1/namespaces/" + ns + "/devices/" + name;
+    if (what == "twin/edge_updated") {
+      auto* twin = find(content, {"twin"});
+      if (!twin || !twin->is_object()) {
+        refused_->inc();
+        return;
+      }
+      json::object updates = twin->as_object();
+      kedge::k8s::api_request(
+          *ctx_, "GET", target, nullptr, "",
+          [this, target, updates](int64_t code, json::value cur) {
+            if (code != 200) return log_->warn("device status: GET {} -> {}", target, code);
+            json::array twins;
+            if (auto* t = find(cur, {"status", "twins"}); t && t->is_array()) twins = t->as_array();
+            for (auto& [prop, tw] : updates) {
+              auto* val = find(tw, {"actual", "value"});
+              if (!val) continue;
+              std::string ts = str(tw, {"actual", "metadata", "timestamp"});
+              json::object reported{
+                  {"value",
+                   val->is_string() ? std::string(val->as_string()) : json::serialize(*val)},
+                  {"metadata",
+                   json::object{{"timestamp", ts.empty() ? std::to_string(now_ms()) : ts},
+                                {"type", str(tw, {"metadata", "type"})}}}};
+              bool found = false;
+              for (auto& e : twins)
+                if (str(e, {"propertyName"}) == prop) {
+                  e.as_object()["reported"] = reported;
+                  found = true;
+                }
+              if (!found)
+                twins.push_back(json::object{{"propertyName", prop}, {"reported", reported}});
+            }
+            kedge::k8s::api_request(*ctx_, "PATCH", target + "/status",
+                                    json::object{{"status", json::object{{"twins", twins}}}},
+                                    "application/merge-patch+json",
+                                    [this, target](int64_t c2, json::value) {
+                                      if (c2 == 200)
+                                        reports_->inc();
+                                      else
+                                        log_->warn("device status: PATCH {} -> {}", target, c2);
+                                    });
+          });
+      return;
+    }
+    if (what == "state/update") {
+      std::string state = str(content, {"state"});
+      json::object st{{"state", state}};
+      if (state == "online" || state == "ok") st["lastOnlineTime"] = kedge::k8s::now_rfc3339();
+      kedge::k8s::api_request(*ctx_, "PATCH", target + "/status", json::object{{"status", st}},
+                              "application/merge-patch+json",
+                              [this, target](int64_t code, json::value) {
+                                if (code == 200)
+                                  reports_->inc();
+                                else
+                                  log_->warn("device state: PATCH {} -> {}", target, code);
+                              });
+      return;
+    }
+    log_->debug("device report {} not handled", what);
+  }
+
+  kedge::Context* ctx_ = nullptr;
+  std::shared_ptr<spdlog::logger> log_;
+  std::map<std::string, WatchState> watches_;
+  std::map<std::string, Dev> devices_;         // ns/name
+  std::map<std::string, json::value> models_;  // ns/name
+  kedge::Counter *sent_ = nullptr, *reports_ = nullptr, *refused_ = nullptr;
+};
+
+}  // namespace
+
+KEDGE_PLUGIN(DeviceController, {.name = "devicecontroller",
+                                .version = "0.1.0",
+                                .group = "controller",
+                                .description = "Sends nodes their devices, models and desired "
+                                               "twins; writes reported twins and state back."})

@@ -1,0 +1,502 @@
+// twin: the edge's DeviceTwin (spec §5; docs/devices.md).
+//
+// * State in KubeEdge's tables (`device`, `device_attr`, `device_twin`, the
+//   same DDL as EdgeCore 1.12, in <data_dir>/twin.db: metamanager's group
+//   commit holds edgecore.db's write lock between its batches): per device and
+//   property the desired value (expected) and the reported one (actual),
+//   each with its metadata (timestamp) and version ({"cloud":n,"edge":n}).
+//   Restarted, the twin has its state back without the cloud.
+// * From the cloud: devices and models metamanager stored (it hands them
+//   over), membership updates (added and removed devices) and desired values
+//   (device/<name>/twin/cloud_updated). A desired value is accepted only if
+//   its cloud version is not older than the one stored. New desired values
+//   go to the mapper side (module `dmi`, op "desired") if it runs.
+// * From mappers (the dmi plugin, or any local module): reported values
+//   (op update, device/<name>/twin/update, a twin document as on KubeEdge's
+//   MQTT topic) and device state (device/<name>/state/update). Keys and
+//   values are checked as KubeEdge checks them; each report is stored, then
+//   sent to the cloud (device/<name>/twin/edge_updated,
+//   device/<name>/state/update) through edgehub, whose outbox keeps it while
+//   the cloud is away. Answered with the updated twin or an error document.
+// * Queries: device/<name>/twin/get (the twin), membership (the devices).
+#include <spdlog/logger.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <map>
+#include <regex>
+
+#include "kedge/plugin.h"
+#include "kedge/sqlite.h"
+
+namespace {
+
+namespace json = boost::json;
+using kedge::Code;
+using kedge::Message;
+using kedge::MessagePtr;
+using kedge::Status;
+using namespace std::chrono_literals;
+
+// KubeEdge 1.12's tables, as its edgecore creates them (spec §4.1).
+const std::vector<std::string> kSchema = {
+    "CREATE TABLE IF NOT EXISTS `device` (`id` varchar(64) NOT NULL PRIMARY KEY, `name` text, "
+    "`description` text, `state` text, `last_online` text);"
+    "CREATE TABLE IF NOT EXISTS `device_attr` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
+    "`deviceid` text, `name` text, `description` text, `value` text, `optional` bool, "
+    "`attr_type` text, `metadata` text);"
+    "CREATE TABLE IF NOT EXISTS `device_twin` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
+    "`deviceid` text, `name` text, `description` text, `expected` text, `actual` text, "
+    "`expected_meta` text, `actual_meta` text, `expected_version` text, `actual_version` text, "
+    "`optional` bool, `attr_type` text, `metadata` text);",
+};
+
+const std::regex kKey("^[a-zA-Z0-9-_.,:/@#]{1,128}$");
+const std::regex kValue("^[a-zA-Z0-9-_.,:/@#]{1,512}$");
+
+const json::value* find(const json::value& v, std::initializer_list<const char*> path) {
+  const json::value* cur = &v;
+  for (const char* p : path) {
+    auto* o = cur->if_object();
+    if (!o) return nullptr;
+    cur = o->if_contains(p);
+    if (!cur) return nullptr;
+  }
+  return cur;
+}
+std::string str(const json::value& v, std::initializer_list<const char*> path) {
+  auto* x = find(v, path);
+  if (!x) return {};
+  if (x->is_string()) return std::string(x->as_string());
+  if (x->is_int64() || x->is_uint64() || x->is_double() || x->is_bool()) return json::serialize(*x);
+  return {};
+}
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+json::value parse_or_null(const std::string& text) {
+  json::error_code ec;
+  auto v = json::parse(text, ec);
+  return ec ? json::value() : v;
+}
+
+struct TwinRow {
+  std::string expected, actual, expected_meta, actual_meta, expected_version, actual_version, type;
+};
+
+class DeviceTwin final : public kedge::Plugin {
+ public:
+  Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
+    ctx_ = &ctx;
+    log_ = ctx.logger();
+    std::string path = cfg.get_string("db_path");
+    if (path.empty()) path = (ctx.data_dir() / "twin.db").string();
+    auto db = kedge::sqlite::Db::open(path);
+    if (!db.status) return db.status;
+    db_ = std::move(db.db);
+    if (Status s = db_->migrate("devicetwin", kSchema); !s) return s;
+    auto& m = ctx.metrics();
+    reports_ = &m.counter("kedge_twin_reports_total", "Reported values stored and sent up");
+    desired_ = &m.counter("kedge_twin_desired_total", "Desired values accepted from the cloud");
+    rejected_ = &m.counter("kedge_twin_rejected_total", "Twin updates refused (invalid, stale)");
+    return load();
+  }
+  Status start() override { return {}; }
+  Status stop() override { return {}; }
+
+  void on_message(const MessagePtr& m) override {
+    if (m->is_response()) return;
+    const std::string& r = m->route.resource;
+    const std::string& op = m->route.operation;
+    if (op == "connect") return;
+    // From metamanager: <ns>/device/<name>, <ns>/devicemodel/<name>.
+    if (m->route.source == "metamanager") return on_stored(m);
+    if (r == "membership" || r.rfind("membership", 0) == 0) {
+      if (op == "update") {
+        on_membership(m);
+        return ack(m);
+      }
+      return reply(m, membership());
+    }
+    // device/<name>/...
+    if (r.rfind("device/", 0) != 0) return;
+    size_t slash = r.find('/', 7);
+    if (slash == std::string::npos) return;
+    std::string name = r.substr(7, slash - 7), what = r.substr(slash + 1);
+    if (what == "twin/cloud_updated") {
+      on_cloud_twin(m, name);
+      return ack(m);  // stored: the cloud stops resending it
+    }
+    if (what == "twin/update") return on_report(m, name);
+    if (what == "state/update") return on_state(m, name);
+    if (what == "twin/get") return reply(m, twin_doc(name));
+    log_->debug("{} on {}: not handled", op, r);
+  }
+
+ private:
+  // ---- storage ----
+  Status load() {
+    auto sel = db_->prepare("SELECT id, state FROM device");
+    if (!sel.status) return sel.status;
+    while (sel.stmt.step().row) devices_[sel.stmt.text(0)] = sel.stmt.text(1);
+    log_->info("{} device(s) in the twin tables", devices_.size());
+    return {};
+  }
+
+  std::map<std::string, TwinRow> twins(const std::string& id) {
+    std::map<std::string, TwinRow> out;
+    auto sel = db_->prepare(
+        "SELECT name, expected, actual, expected_meta, actual_meta, expected_version, "
+        "actual_version, attr_type FROM device_twin WHERE deviceid = ?");
+    if (!sel.status) return out;
+    sel.stmt.bind(1, id);
+    while (sel.stmt.step().row)
+      out[sel.stmt.text(0)] = {sel.stmt.text(1), sel.stmt.text(2), sel.stmt.text(3),
+                               sel.stmt.text(4), sel.stmt.text(5), sel.stmt.text(6),
+                               sel.stmt.text(7)};
+    return out;
+  }
+
+  Status put_twin(const std::string& id, const std::string& name, const TwinRow& t) {
+    auto del = db_->prepare("DELETE FROM device_twin WHERE deviceid = ? AND name = ?");
+    if (!del.status) return del.status;
+    del.stmt.bind(1, id).bind(2, name);
+    if (Status s = del.stmt.run(); !s) return s;
+    auto ins = db_->prepare(
+        "INSERT INTO device_twin(deviceid, name, description, expected, actual, expected_meta, "
+        "actual_meta, expected_version, actual_version, optional, attr_type, metadata) "
+        "VALUES(?, ?, '', ?, ?, ?, ?, ?, ?, 1, ?, ?)");
+    if (!ins.status) return ins.status;
+    ins.stmt.bind(1, id)
+        .bind(2, name)
+        .bind(3, t.expected)
+        .bind(4, t.actual)
+        .bind(5, t.expected_meta)
+        .bind(6, t.actual_meta)
+        .bind(7, t.expected_version)
+        .bind(8, t.actual_version)
+        .bind(9, t.type)
+        .bind(10, json::serialize(json::object{{"type", t.type}}));
+    return ins.stmt.run();
+  }
+
+  Status put_device(const std::string& id, const std::string& description) {
+    auto up = db_->prepare(
+        "INSERT INTO device(id, name, description, state, last_online) VALUES(?, ?, ?, 'unknown', "
+        "'') ON CONFLICT(id) DO UPDATE SET description = excluded.description");
+    if (!up.status) return up.status;
+    up.stmt.bind(1, id).bind(2, id).bind(3, description);
+    if (Status s = up.stmt.run(); !s) return s;
+    devices_.try_emplace(id, "unknown");
+    return {};
+  }
+
+  Status remove_device(const std::string& id) {
+    kedge::sqlite::Transaction tx(*db_);
+    for (const char* sql :
+         {"DELETE FROM device_twin WHERE deviceid = ?",
+          "DELETE FROM device_attr WHERE deviceid = ?", "DELETE FROM device WHERE id = ?"}) {
+      auto st = db_->prepare(sql);
+      if (!st.status) return st.status;
+      st.stmt.bind(1, id);
+      if (Status s = st.stmt.run(); !s) return s;
+    }
+    devices_.erase(id);
+    return tx.commit();
+  }
+
+  // ---- documents (spec §5.2) ----
+  static json::object version_of(const std::string& text) {
+    auto v = parse_or_null(text);
+    return v.is_object() ? v.as_object() : json::object{{"cloud", 0}, {"edge", 0}};
+  }
+  json::object twin_doc(const std::string& id) {
+    json::object twin;
+    for (auto& [name, t] : twins(id)) {
+      json::object o{{"metadata", json::object{{"type", t.type}}}, {"optional", true}};
+      if (!t.expected.empty() || !t.expected_meta.empty()) {
+        json::object e{{"value", t.expected}};
+        if (auto m = parse_or_null(t.expected_meta); m.is_object()) e["metadata"] = m;
+        o["expected"] = e;
+        o["expected_version"] = version_of(t.expected_version);
+      }
+      if (!t.actual.empty()) {
+        json::object a{{"value", t.actual}};
+        if (auto m = parse_or_null(t.actual_meta); m.is_object()) a["metadata"] = m;
+        o["actual"] = a;
+        o["actual_version"] = version_of(t.actual_version);
+      }
+      twin[name] = std::move(o);
+    }
+    return {{"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", std::move(twin)}};
+  }
+  json::object membership() {
+    json::array devs;
+    for (auto& [id, state] : devices_)
+      devs.push_back(json::object{{"id", id}, {"name", id}, {"state", state}});
+    return {{"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"devices", std::move(devs)}};
+  }
+  static json::object error_doc(int code, const std::string& reason) {
+    return {{"event_id", kedge::new_uuid()},
+            {"timestamp", now_ms()},
+            {"code", code},
+            {"reason", reason}};
+  }
+
+  // The cloud's messages are ACKed (through edgehub) once stored.
+  void ack(const MessagePtr& m) {
+    if (m->route.source == ctx_->name() || m->header.id.empty()) return;
+    (void)ctx_->send("edgehub", kedge::share(kedge::new_response(*m, json::string("OK"))), 5s);
+  }
+
+  void reply(const MessagePtr& m, json::value content) {
+    if (m->header.id.empty()) return;
+    Message r = kedge::new_response(*m, std::move(content));
+    r.route.source = ctx_->name();
+    (void)ctx_->respond(kedge::share(std::move(r)));
+  }
+
+  // ---- from the cloud ----
+  std::string type_in_model(const std::string& model_key, const std::string& prop) {
+    auto it = models_.find(model_key);
+    if (it == models_.end()) return "string";
+    auto* ps = find(it->second, {"spec", "properties"});
+    if (!ps || !ps->is_array()) return "string";
+    for (auto& p : ps->as_array()) {
+      if (str(p, {"name"}) != prop) continue;
+      std::string t = str(p, {"type"});
+      if (auto* to = find(p, {"type"}); to && to->is_object() && !to->as_object().empty())
+        t = std::string(to->as_object().begin()->key());
+      for (auto& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return t.empty() ? "string" : t;
+    }
+    return "string";
+  }
+
+  void on_stored(const MessagePtr& m) {
+    const std::string& r = m->route.resource;
+    size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
+    if (b == std::string::npos) return;
+    std::string ns = r.substr(0, a), type = r.substr(a + 1, b - a - 1), name = r.substr(b + 1);
+    bool del = m->route.operation == "delete";
+    if (type == "devicemodel") {
+      if (del)
+        models_.erase(ns + "/" + name);
+      else if (m->content.is_object())
+        models_[ns + "/" + name] = m->content;
+      return;
+    }
+    if (type != "device") return;
+    if (del) {
+      if (Status s = remove_device(name); !s)
+        log_->error("cannot remove device {}: {}", name, s.message());
+      return;
+    }
+    if (!m->content.is_object()) return;
+    const json::value& dev = m->content;
+    if (Status s = put_device(name, str(dev, {"metadata", "labels", "description"})); !s)
+      return log_->error("cannot store device {}: {}", name, s.message());
+    // Properties: rows for each, desired values where given.
+    std::string model = ns + "/" + str(dev, {"spec", "deviceModelRef", "name"});
+    auto have = twins(name);
+    auto* ps = find(dev, {"spec", "properties"});
+    int64_t cloud = std::atoll(str(dev, {"metadata", "resourceVersion"}).c_str());
+    if (ps && ps->is_array())
+      for (auto& p : ps->as_array()) {
+        std::string prop = str(p, {"name"});
+        if (prop.empty()) continue;
+        TwinRow t = have.count(prop) ? have[prop] : TwinRow{};
+        t.type = type_in_model(model, prop);
+        if (auto* d = find(p, {"desired", "value"})) {
+          std::string v = d->is_string() ? std::string(d->as_string()) : json::serialize(*d);
+          if (v != t.expected) {
+            t.expected = v;
+            t.expected_meta = json::serialize(json::object{{"timestamp", now_ms()}});
+            t.expected_version = json::serialize(json::object{{"cloud", cloud}, {"edge", 0}});
+          }
+        }
+        if (Status s = put_twin(name, prop, t); !s)
+          log_->error("cannot store twin {}/{}: {}", name, prop, s.message());
+      }
+    push_desired(name);
+  }
+
+  void on_membership(const MessagePtr& m) {
+    if (auto* added = find(m->content, {"added_devices"}); added && added->is_array())
+      for (auto& d : added->as_array()) {
+        std::string id = str(d, {"id"});
+        if (id.empty()) continue;
+        (void)put_device(id, str(d, {"description"}));
+        if (auto* tw = find(d, {"twin"}); tw && tw->is_object())
+          apply_desired(id, tw->as_object(), 0);
+      }
+    if (auto* removed = find(m->content, {"removed_devices"}); removed && removed->is_array())
+      for (auto& d : removed->as_array())
+        if (std::string id = str(d, {"id"}); !id.empty()) (void)remove_device(id);
+  }
+
+  // Desired values: taken unless older than the stored cloud version.
+  int apply_desired(const std::string& id, const json::object& twin, int64_t cloud) {
+    auto have = twins(id);
+    int taken = 0;
+    for (auto& [prop, tw] : twin) {
+      auto* v = find(tw, {"expected", "value"});
+      if (!v) continue;
+      TwinRow t = have.count(std::string(prop)) ? have[std::string(prop)] : TwinRow{};
+      int64_t stored = 0;
+      json::object ver = version_of(t.expected_version);
+      if (auto* c = ver.if_contains("cloud"); c && c->is_int64()) stored = c->as_int64();
+      if (cloud != 0 && cloud < stored) {
+        rejected_->inc();
+        continue;
+      }
+      t.expected = v->is_string() ? std::string(v->as_string()) : json::serialize(*v);
+      t.expected_meta = json::serialize(json::object{{"timestamp", now_ms()}});
+      t.expected_version =
+          json::serialize(json::object{{"cloud", cloud ? cloud : stored}, {"edge", 0}});
+      if (std::string type = str(tw, {"metadata", "type"}); !type.empty()) t.type = type;
+      if (Status s = put_twin(id, std::string(prop), t); !s) {
+        log_->error("cannot store desired {}/{}: {}", id, std::string(prop), s.message());
+        continue;
+      }
+      ++taken;
+      desired_->inc();
+    }
+    return taken;
+  }
+
+  void on_cloud_twin(const MessagePtr& m, const std::string& id) {
+    auto* tw = find(m->content, {"twin"});
+    if (!tw || !tw->is_object()) return;
+    if (!devices_.count(id)) (void)put_device(id, "");
+    int64_t cloud = std::atoll(m->header.resource_version.c_str());
+    if (apply_desired(id, tw->as_object(), cloud) > 0) push_desired(id);
+  }
+
+  // The desired values to the mapper side, if one runs here.
+  void push_desired(const std::string& id) {
+    json::object desired;
+    for (auto& [name, t] : twins(id))
+      if (!t.expected.empty())
+        desired[name] = json::object{{"value", t.expected}, {"type", t.type}};
+    if (desired.empty()) return;
+    auto msg = kedge::make_message(ctx_->name(), "dmi", "desired", "device/" + id,
+                                   json::object{{"device", id}, {"desired", desired}});
+    Status s = ctx_->send("dmi", kedge::share(std::move(msg)));
+    if (!s && s.code() != Code::kNotFound)
+      log_->warn("desired values of {} not passed on: {}", id, s.message());
+  }
+
+  // ---- from mappers ----
+  void on_report(const MessagePtr& m, const std::string& id) {
+    json::value content = m->content;
+    if (content.is_string()) content = parse_or_null(std::string(content.as_string()));
+    auto* tw = find(content, {"twin"});
+    if (!tw || !tw->is_object()) {
+      rejected_->inc();
+      return reply(m, error_doc(400, "a twin update needs a \"twin\" object"));
+    }
+    if (!devices_.count(id)) {
+      rejected_->inc();
+      return reply(m, error_doc(404, "device \"" + id + "\" is not a member of this node"));
+    }
+    auto have = twins(id);
+    json::object up;
+    for (auto& [prop, t] : tw->as_object()) {
+      std::string key(prop);
+      auto* v = find(t, {"actual", "value"});
+      if (!std::regex_match(key, kKey)) {
+        rejected_->inc();
+        return reply(m, error_doc(400, "twin key \"" + key + "\" is not valid"));
+      }
+      if (!v) continue;
+      std::string value = v->is_string() ? std::string(v->as_string()) : json::serialize(*v);
+      if (!std::regex_match(value, kValue)) {
+        rejected_->inc();
+        return reply(m, error_doc(400, "value of twin \"" + key + "\" is not valid"));
+      }
+      TwinRow row = have.count(key) ? have[key] : TwinRow{};
+      if (std::string type = str(t, {"metadata", "type"}); !type.empty()) row.type = type;
+      if (row.type.empty()) row.type = "string";
+      int64_t ts = now_ms();
+      if (auto* mts = find(t, {"actual", "metadata", "timestamp"}); mts && mts->is_int64())
+        ts = mts->as_int64();
+      auto ver = version_of(row.actual_version);
+      int64_t edge = ver.contains("edge") && ver["edge"].is_int64() ? ver["edge"].as_int64() : 0;
+      row.actual = value;
+      row.actual_meta = json::serialize(json::object{{"timestamp", ts}});
+      row.actual_version = json::serialize(json::object{{"cloud", 0}, {"edge", edge + 1}});
+      if (Status s = put_twin(id, key, row); !s)
+        return reply(m, error_doc(500, "cannot store twin " + key + ": " + s.message()));
+      up[key] = json::object{
+          {"actual", json::object{{"value", value}, {"metadata", json::object{{"timestamp", ts}}}}},
+          {"metadata", json::object{{"type", row.type}}}};
+    }
+    if (!up.empty()) {
+      reports_->inc();
+      upstream(
+          "device/" + id + "/twin/edge_updated",
+          json::object{{"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", up}});
+    }
+    reply(m, twin_doc(id));
+  }
+
+  void on_state(const MessagePtr& m, const std::string& id) {
+    json::value content = m->content;
+    if (content.is_string()) content = parse_or_null(std::string(content.as_string()));
+    std::string state = str(content, {"state"});
+    if (state.empty() || !devices_.count(id)) {
+      rejected_->inc();
+      return reply(m,
+                   error_doc(state.empty() ? 400 : 404,
+                             state.empty() ? "a state update needs \"state\""
+                                           : "device \"" + id + "\" is not a member of this node"));
+    }
+    std::string now = std::to_string(now_ms());
+    auto up = db_->prepare("UPDATE device SET state = ?, last_online = ? WHERE id = ?");
+    if (up.status) {
+      up.stmt.bind(1, state).bind(2, state == "online" ? now : std::string()).bind(3, id);
+      (void)up.stmt.run();
+    }
+    bool changed = devices_[id] != state;
+    devices_[id] = state;
+    if (changed)
+      upstream(
+          "device/" + id + "/state/update",
+          json::object{{"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"state", state}});
+    reply(m, json::object{{"event_id", kedge::new_uuid()},
+                          {"timestamp", now_ms()},
+                          {"device", json::object{{"id", id}, {"state", state}}}});
+  }
+
+  // To the cloud through edgehub (its outbox keeps it while offline).
+  void upstream(const std::string& resource, json::object content) {
+    auto msg =
+        kedge::make_message(ctx_->name(), "resource", "update", resource, std::move(content));
+    Status s = ctx_->send("edgehub", kedge::share(std::move(msg)), 1s);
+    if (!s && s.code() != Code::kNotFound) log_->warn("{} not sent up: {}", resource, s.message());
+  }
+
+  kedge::Context* ctx_ = nullptr;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<kedge::sqlite::Db> db_;
+  std::map<std::string, std::string> devices_;  // id -> state
+  std::map<std::string, json::value> models_;   // ns/name
+  kedge::Counter *reports_ = nullptr, *desired_ = nullptr, *rejected_ = nullptr;
+};
+
+constexpr kedge::ConfigKey kConfig[] = {
+    {"db_path", kedge::ConfigType::kString, "\"\"",
+     "SQLite database of KubeEdge's device tables (default <data_dir>/twin.db).", false},
+};
+
+}  // namespace
+
+KEDGE_PLUGIN(DeviceTwin, {.name = "twin",
+                          .version = "0.1.0",
+                          .group = "twin",
+                          .description = "DeviceTwin: devices' desired and reported values in "
+                                         "KubeEdge's tables, synced with the cloud both ways.",
+                          .config = kConfig})
