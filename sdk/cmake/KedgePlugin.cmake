@@ -19,3 +19,23 @@ function(kedge_add_plugin target name)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${KEDGE_PLUGIN_OUTPUT_DIR})
   endif()
 endfunction()
+
+# kedge_add_mapper(<target> <mapper-name> <sources>...)
+# Builds a mapper written with the Mapper SDK (KEDGE_MAPPER) both ways: the
+# plugin <target> (libkedge_<mapper-name>.so, run inside the edge agent) and
+# the standalone executable <target>_standalone (kedge-<mapper-name>, a
+# separate process speaking DMI over gRPC).
+function(kedge_add_mapper target name)
+  if(TARGET kedge_mapper)
+    set(mapper_lib kedge_mapper)
+  else()
+    set(mapper_lib kedge::mapper)
+  endif()
+  kedge_add_plugin(${target} ${name} ${ARGN})
+  target_link_libraries(${target} PRIVATE ${mapper_lib})
+  add_executable(${target}_standalone ${ARGN})
+  set_target_properties(${target}_standalone PROPERTIES OUTPUT_NAME kedge-${name}
+    CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  target_compile_definitions(${target}_standalone PRIVATE KEDGE_MAPPER_STANDALONE)
+  target_link_libraries(${target}_standalone PRIVATE ${mapper_lib})
+endfunction()

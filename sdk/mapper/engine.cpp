@@ -1,0 +1,635 @@
+// The Mapper SDK's engine: one thread per device runs the driver; readings
+// are pushed (MQTT, HTTP) and reported to the edge.
+#include "kedge/mapper/engine.h"
+
+#include <mosquitto.h>
+#include <spdlog/logger.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <set>
+#include <thread>
+
+namespace kedge::mapper {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The object without its properties' desired values: if this changes, the
+// device's thread starts over.
+std::string access_key(const json::value& device) {
+  json::value v = device;
+  if (auto* spec = v.is_object() ? v.as_object().if_contains("spec") : nullptr;
+      spec && spec->is_object())
+    if (auto* ps = spec->as_object().if_contains("properties"); ps && ps->is_array())
+      for (auto& p : ps->as_array())
+        if (p.is_object()) p.as_object().erase("desired");
+  if (v.is_object()) {
+    v.as_object().erase("status");
+    if (auto* md = v.as_object().if_contains("metadata"); md && md->is_object()) {
+      md->as_object().erase("resourceVersion");
+      md->as_object().erase("managedFields");
+      md->as_object().erase("generation");
+    }
+  }
+  return json::serialize(v);
+}
+
+std::string key_of(const json::value& obj) {
+  std::string ns, name;
+  if (auto* md = obj.is_object() ? obj.as_object().if_contains("metadata") : nullptr;
+      md && md->is_object()) {
+    if (auto* n = md->as_object().if_contains("name"); n && n->is_string()) name = n->as_string();
+    if (auto* n = md->as_object().if_contains("namespace"); n && n->is_string())
+      ns = n->as_string();
+  }
+  return (ns.empty() ? "default" : ns) + "/" + name;
+}
+
+std::once_flag mosquitto_init;
+
+}  // namespace
+
+// ---- the data plane: MQTT (libmosquitto) and HTTP POST ----
+
+class Engine::Publisher {
+ public:
+  explicit Publisher(std::shared_ptr<spdlog::logger> log) : log_(std::move(log)) {
+    std::call_once(mosquitto_init, [] { mosquitto_lib_init(); });
+  }
+  ~Publisher() {
+    std::lock_guard lk(mu_);
+    for (auto& [k, m] : clients_) {
+      mosquitto_disconnect(m);
+      mosquitto_loop_stop(m, true);
+      mosquitto_destroy(m);
+    }
+  }
+
+  Status mqtt(const PushMqtt& p, const std::string& payload) {
+    mosquitto* m = client(p.host, p.port);
+    if (!m) return {Code::kUnavailable, "cannot create an MQTT client"};
+    int rc = mosquitto_publish(m, nullptr, p.topic.c_str(), static_cast<int>(payload.size()),
+                               payload.data(), p.qos, p.retained);
+    if (rc != MOSQ_ERR_SUCCESS)
+      return {Code::kUnavailable, "MQTT publish to " + p.host + ":" + std::to_string(p.port) +
+                                      " failed: " + mosquitto_strerror(rc)};
+    return {};
+  }
+
+  static Status http(const PushHttp& p, const std::string& payload) {
+    namespace beast = boost::beast;
+    namespace asio = boost::asio;
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    beast::tcp_stream stream(ioc);
+    beast::flat_buffer buf;
+    beast::http::request<beast::http::string_body> req{beast::http::verb::post, p.path, 11};
+    req.set(beast::http::field::host, p.host);
+    req.set(beast::http::field::content_type, "application/json");
+    req.body() = payload;
+    req.prepare_payload();
+    beast::http::response<beast::http::string_body> res;
+    Status result{Code::kTimeout, "HTTP push to " + p.host + " timed out"};
+    auto fail = [&](const char* what, beast::error_code ec) {
+      result = {Code::kUnavailable, std::string("HTTP push to ") + p.host + ":" +
+                                        std::to_string(p.port) + ": " + what + ": " + ec.message()};
+    };
+    stream.expires_after(p.timeout);
+    resolver.async_resolve(
+        p.host, std::to_string(p.port), [&](beast::error_code ec, auto results) {
+          if (ec) return fail("resolve", ec);
+          stream.async_connect(results, [&](beast::error_code ec2, auto) {
+            if (ec2) return fail("connect", ec2);
+            beast::http::async_write(stream, req, [&](beast::error_code ec3, size_t) {
+              if (ec3) return fail("write", ec3);
+              beast::http::async_read(stream, buf, res, [&](beast::error_code ec4, size_t) {
+                if (ec4) return fail("read", ec4);
+                int code = static_cast<int>(res.result_int());
+                result = code / 100 == 2 ? Status{}
+                                         : Status{Code::kUnavailable,
+                                                  "HTTP push to " + p.host + " answered " +
+                                                      std::to_string(code)};
+                beast::error_code ignored;
+                stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+              });
+            });
+          });
+        });
+    ioc.run_for(p.timeout + 100ms);
+    return result;
+  }
+
+ private:
+  mosquitto* client(const std::string& host, int port) {
+    std::lock_guard lk(mu_);
+    std::string key = host + ":" + std::to_string(port);
+    if (auto it = clients_.find(key); it != clients_.end()) return it->second;
+    std::string id = "kedge-mapper-" + std::to_string(::getpid()) + "-" + std::to_string(now_ms());
+    mosquitto* m = mosquitto_new(id.c_str(), true, nullptr);
+    if (!m) return nullptr;
+    mosquitto_reconnect_delay_set(m, 1, 30, true);
+    int rc = mosquitto_connect_async(m, host.c_str(), port, 30);
+    if (rc != MOSQ_ERR_SUCCESS)
+      log_->warn("MQTT broker {} not reachable yet ({}); retrying in the background", key,
+                 mosquitto_strerror(rc));
+    mosquitto_loop_start(m);
+    clients_[key] = m;
+    return m;
+  }
+
+  std::shared_ptr<spdlog::logger> log_;
+  std::mutex mu_;
+  std::map<std::string, mosquitto*> clients_;
+};
+
+// ---- one device ----
+
+class Engine::Worker {
+ public:
+  Worker(Engine& e, Device d, std::unique_ptr<Driver> drv, Status refused)
+      : e_(e), dev_(std::move(d)), drv_(std::move(drv)), refused_(std::move(refused)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Worker() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    for (auto& t : tasks_) t(nullptr);  // refused: the device is gone
+  }
+
+  // New desired values (the rest of the device unchanged).
+  void update_desired(const Device& d) {
+    {
+      std::lock_guard lk(mu_);
+      for (auto& p : dev_.properties)
+        if (auto* np = d.property(p.name)) p.desired = np->desired;
+      desired_changed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  void post(std::function<void(Driver*)> task) {
+    {
+      std::lock_guard lk(mu_);
+      if (!stop_) {
+        tasks_.push_back(std::move(task));
+        task = nullptr;
+      }
+    }
+    if (task) task(nullptr);
+    cv_.notify_all();
+  }
+
+  json::object snapshot() const {
+    std::lock_guard lk(mu_);
+    json::array props;
+    for (auto& p : dev_.properties) {
+      json::object o{{"name", p.name}, {"type", p.type}};
+      if (auto it = last_.find(p.name); it != last_.end()) {
+        o["value"] = it->second.value;
+        o["timestamp"] = it->second.timestamp_ms;
+      }
+      if (p.desired) o["desired"] = *p.desired;
+      props.push_back(std::move(o));
+    }
+    json::object out{{"name", dev_.name},    {"namespace", dev_.ns},
+                     {"model", dev_.model},  {"protocol", dev_.protocol},
+                     {"state", state_},      {"properties", std::move(props)}};
+    if (!reason_.empty()) out["reason"] = reason_;
+    return out;
+  }
+
+  const Device& device() const { return dev_; }
+
+ private:
+  struct Schedule {
+    Clock::time_point collect, report;
+  };
+
+  void set_state(const std::string& state, const std::string& reason) {
+    bool changed;
+    {
+      std::lock_guard lk(mu_);
+      changed = state != state_;
+      state_ = state;
+      reason_ = reason;
+    }
+    if (changed) {
+      if (state == "online")
+        e_.log_->info("device {} is online", dev_.id());
+      else
+        e_.log_->warn("device {} is {}: {}", dev_.id(), state, reason);
+    }
+    if (changed || !state_reported_) {
+      Status s = e_.uplink_.report_state(dev_, state);
+      state_reported_ = s.is_ok();
+      if (!s) e_.log_->debug("state of {} not reported: {}", dev_.id(), s.message());
+    }
+  }
+
+  // Waits until `t`, a stop, a task or new desired values.
+  void wait_until(Clock::time_point t) {
+    std::unique_lock lk(mu_);
+    cv_.wait_until(lk, t, [&] { return stop_ || !tasks_.empty() || desired_changed_; });
+  }
+  bool stopping() const {
+    std::lock_guard lk(mu_);
+    return stop_;
+  }
+
+  void run_tasks() {
+    std::deque<std::function<void(Driver*)>> tasks;
+    {
+      std::lock_guard lk(mu_);
+      tasks.swap(tasks_);
+    }
+    for (auto& t : tasks) t(connected_ ? drv_.get() : nullptr);
+  }
+
+  void push(const Property& p, const Reading& r) {
+    if (!p.mqtt && !p.http) return;
+    std::string payload = json::serialize(json::object{{"deviceName", dev_.name},
+                                                       {"deviceNamespace", dev_.ns},
+                                                       {"propertyName", p.name},
+                                                       {"value", r.value},
+                                                       {"type", r.type},
+                                                       {"timestamp", r.timestamp_ms}});
+    if (p.mqtt) {
+      Status s = e_.publisher_->mqtt(*p.mqtt, payload);
+      (s ? e_.c_.pushes : e_.c_.push_errors)->inc();
+      if (!s) e_.log_->debug("{}: {}", dev_.id(), s.message());
+    }
+    if (p.http) {
+      Status s = Publisher::http(*p.http, payload);
+      (s ? e_.c_.pushes : e_.c_.push_errors)->inc();
+      if (!s) e_.log_->debug("{}: {}", dev_.id(), s.message());
+    }
+  }
+
+  // Writes desired values not yet written. Returns false if one failed.
+  bool write_desired() {
+    std::vector<std::pair<const Property*, std::string>> todo;
+    {
+      std::lock_guard lk(mu_);
+      desired_changed_ = false;
+      for (auto& p : dev_.properties)
+        if (p.desired && written_[p.name] != *p.desired) todo.emplace_back(&p, *p.desired);
+    }
+    bool ok = true;
+    for (auto& [p, value] : todo) {
+      double num = 0;
+      Status s;
+      if (!p->writable)
+        s = {Code::kFailedPrecondition, "property is ReadOnly in its model"};
+      else if (p->type != "string" && p->type != "bytes")
+        s = parse_number(value, p->type, num);
+      if (s) s = drv_->write(*p, value);
+      if (s) {
+        e_.c_.writes->inc();
+        e_.log_->info("device {}: wrote {} = {}", dev_.id(), p->name, value);
+        std::lock_guard lk(mu_);
+        written_[p->name] = value;
+      } else {
+        e_.c_.write_errors->inc();
+        e_.log_->warn("device {}: cannot write {} = {}: {}", dev_.id(), p->name, value,
+                      s.message());
+        if (s.code() == Code::kFailedPrecondition || s.code() == Code::kInvalidArgument) {
+          std::lock_guard lk(mu_);
+          written_[p->name] = value;  // will not get better by retrying
+        } else {
+          ok = false;
+        }
+      }
+    }
+    return ok;
+  }
+
+  void disconnect(const std::string& why) {
+    drv_->disconnect();
+    connected_ = false;
+    set_state("unhealthy", why);
+  }
+
+  void run() {
+    if (!drv_) {
+      set_state("unhealthy", refused_.message());
+      while (!stopping()) {
+        wait_until(Clock::now() + e_.opts_.health_cycle);
+        run_tasks();
+        if (!state_reported_) set_state("unhealthy", refused_.message());
+      }
+      return;
+    }
+    auto backoff = e_.opts_.initial_backoff;
+    std::vector<Schedule> sched(dev_.properties.size());
+    Clock::time_point next_health{}, retry_write{};
+    int failures = 0;
+    while (!stopping()) {
+      if (!connected_) {
+        Status s = drv_->connect();
+        if (!s) {
+          set_state("unhealthy", s.message());
+          run_tasks();
+          wait_until(Clock::now() + backoff);
+          backoff = std::min(backoff * 2, e_.opts_.max_backoff);
+          continue;
+        }
+        connected_ = true;
+        backoff = e_.opts_.initial_backoff;
+        failures = 0;
+        {
+          std::lock_guard lk(mu_);
+          written_.clear();  // (re)write desired values after a reconnect
+        }
+        auto now = Clock::now();
+        for (size_t i = 0; i < sched.size(); ++i)
+          sched[i] = {now, now + dev_.properties[i].report_cycle};
+        next_health = now + e_.opts_.health_cycle;
+        retry_write = now;
+        set_state("online", "");
+      }
+      run_tasks();
+      auto now = Clock::now();
+      if (now >= retry_write && !write_desired()) retry_write = now + backoff;
+      // Collect.
+      bool lost = false;
+      for (size_t i = 0; i < sched.size() && !lost; ++i) {
+        const Property& p = dev_.properties[i];
+        if (now < sched[i].collect) continue;
+        sched[i].collect += p.collect_cycle;
+        if (sched[i].collect < now) sched[i].collect = now + p.collect_cycle;  // fell behind
+        std::string value;
+        Status s = drv_->read(p, value);
+        if (!s) {
+          e_.c_.read_errors->inc();
+          e_.log_->debug("device {}: read of {} failed: {}", dev_.id(), p.name, s.message());
+          if (++failures >= e_.opts_.max_read_failures) {
+            Status h = drv_->health();
+            disconnect(h ? s.message() : h.message());
+            lost = true;
+          }
+          continue;
+        }
+        failures = 0;
+        e_.c_.reads->inc();
+        Reading r{p.name, value, p.type, now_ms(), {}};
+        {
+          std::lock_guard lk(mu_);
+          if (auto w = written_.find(p.name); w != written_.end()) r.observed_desired = w->second;
+          last_[p.name] = r;
+        }
+        push(p, r);
+      }
+      if (lost) continue;
+      // Report.
+      std::vector<Reading> batch;
+      for (size_t i = 0; i < sched.size(); ++i) {
+        const Property& p = dev_.properties[i];
+        if (now < sched[i].report) continue;
+        sched[i].report += p.report_cycle;
+        if (sched[i].report < now) sched[i].report = now + p.report_cycle;
+        if (!p.report_to_cloud) continue;
+        std::lock_guard lk(mu_);
+        if (auto it = last_.find(p.name); it != last_.end()) batch.push_back(it->second);
+      }
+      if (!batch.empty()) {
+        Status s = e_.uplink_.report_status(dev_, batch);
+        (s ? e_.c_.reports : e_.c_.report_errors)->inc();
+        if (!s) e_.log_->debug("device {}: report failed: {}", dev_.id(), s.message());
+      }
+      // Health.
+      if (now >= next_health) {
+        next_health = now + e_.opts_.health_cycle;
+        if (Status h = drv_->health(); !h) {
+          disconnect(h.message());
+          continue;
+        }
+        if (!state_reported_) set_state("online", "");
+      }
+      auto next = next_health;
+      for (auto& s : sched) next = std::min({next, s.collect, s.report});
+      if (retry_write > now) next = std::min(next, retry_write);
+      wait_until(next);
+    }
+    if (connected_) drv_->disconnect();
+  }
+
+  Engine& e_;
+  Device dev_;  // desired values change under mu_
+  std::unique_ptr<Driver> drv_;
+  Status refused_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool desired_changed_ = false;
+  std::deque<std::function<void(Driver*)>> tasks_;
+  std::map<std::string, Reading> last_;
+  std::map<std::string, std::string> written_;
+  std::string state_ = "unknown", reason_;
+  // Device thread only:
+  bool connected_ = false;
+  bool state_reported_ = false;
+  std::thread thread_;
+};
+
+// ---- the engine ----
+
+Engine::Engine(MapperInfo info, Uplink& uplink, std::shared_ptr<spdlog::logger> log,
+               MetricsRegistry& m, EngineOptions opts)
+    : info_(std::move(info)),
+      uplink_(uplink),
+      log_(std::move(log)),
+      opts_(opts),
+      publisher_(std::make_unique<Publisher>(log_)) {
+  Labels l{{"mapper", info_.name}};
+  c_.reads = &m.counter("kedge_mapper_reads_total", "Property reads", l);
+  c_.read_errors = &m.counter("kedge_mapper_read_errors_total", "Failed property reads", l);
+  c_.writes = &m.counter("kedge_mapper_writes_total", "Desired values written", l);
+  c_.write_errors = &m.counter("kedge_mapper_write_errors_total", "Failed writes", l);
+  c_.reports = &m.counter("kedge_mapper_reports_total", "Status reports to the edge", l);
+  c_.report_errors =
+      &m.counter("kedge_mapper_report_errors_total", "Status reports that failed", l);
+  c_.pushes = &m.counter("kedge_mapper_pushes_total", "Readings pushed (MQTT, HTTP)", l);
+  c_.push_errors = &m.counter("kedge_mapper_push_errors_total", "Pushes that failed", l);
+  c_.devices = &m.gauge("kedge_mapper_devices", "Devices run by the mapper", l);
+}
+
+Engine::~Engine() { stop(); }
+
+void Engine::stop() {
+  std::map<std::string, Entry> devs;
+  {
+    std::lock_guard lk(mu_);
+    devs.swap(devices_);
+  }
+  devs.clear();  // joins the threads
+  c_.devices->set(0);
+}
+
+const json::value* Engine::model_for(const json::value& device) const {
+  std::string ns = "default", model;
+  if (auto* md = device.as_object().if_contains("metadata"); md && md->is_object())
+    if (auto* n = md->as_object().if_contains("namespace"); n && n->is_string() &&
+                                                            !n->as_string().empty())
+      ns = n->as_string();
+  if (auto* spec = device.as_object().if_contains("spec"); spec && spec->is_object())
+    if (auto* ref = spec->as_object().if_contains("deviceModelRef"); ref && ref->is_object())
+      if (auto* n = ref->as_object().if_contains("name"); n && n->is_string())
+        model = n->as_string();
+  auto it = models_.find(ns + "/" + model);
+  return it == models_.end() ? nullptr : &it->second;
+}
+
+Status Engine::start_device(const std::string& key, Entry& e, const json::value* model) {
+  Device d;
+  Status s = parse_device(e.object, model, d);
+  if (s && d.protocol != info_.protocol)
+    s = invalid_argument("device " + key + " uses protocol '" + d.protocol + "', this mapper '" +
+                         info_.protocol + "'");
+  std::unique_ptr<Driver> drv;
+  if (s) s = info_.factory(d, drv);
+  if (s && !drv) s = internal_error("the mapper's factory made no driver");
+  if (!s) {
+    log_->error("device {} refused: {}", key, s.message());
+    drv.reset();
+    if (d.name.empty()) return s;  // not even a name: nothing to run
+  }
+  e.worker = std::make_unique<Worker>(*this, std::move(d), std::move(drv), s);
+  return s;
+}
+
+Status Engine::upsert_model(const json::value& model) {
+  if (!model.is_object()) return invalid_argument("a DeviceModel must be a JSON object");
+  std::string key = key_of(model);
+  std::vector<std::unique_ptr<Worker>> old;
+  std::lock_guard lk(mu_);
+  auto it = models_.find(key);
+  if (it != models_.end() && json::serialize(it->second) == json::serialize(model)) return {};
+  models_[key] = model;
+  // Devices of this model start over with its types and access modes.
+  for (auto& [dkey, e] : devices_)
+    if (model_for(e.object) == &models_[key]) {
+      old.push_back(std::move(e.worker));
+      old.back().reset();
+      (void)start_device(dkey, e, &models_[key]);
+    }
+  return {};
+}
+
+void Engine::remove_model(const std::string& ns, const std::string& name) {
+  std::lock_guard lk(mu_);
+  models_.erase(ns + "/" + name);
+}
+
+Status Engine::upsert_device(const json::value& device) {
+  if (!device.is_object()) return invalid_argument("a Device must be a JSON object");
+  std::string key = key_of(device);
+  std::string access = access_key(device);
+  std::lock_guard lk(mu_);
+  auto it = devices_.find(key);
+  if (it != devices_.end() && it->second.worker && it->second.access_key == access) {
+    // Only desired values (or nothing) changed.
+    it->second.object = device;
+    Device d;
+    if (Status s = parse_device(device, model_for(device), d); !s) return s;
+    it->second.worker->update_desired(d);
+    return {};
+  }
+  Entry& e = devices_[key];
+  e.worker.reset();  // joins the old thread
+  e.object = device;
+  e.access_key = access;
+  Status s = start_device(key, e, model_for(device));
+  if (!e.worker) devices_.erase(key);
+  c_.devices->set(static_cast<int64_t>(devices_.size()));
+  return s;
+}
+
+void Engine::remove_device(const std::string& ns, const std::string& name) {
+  std::unique_ptr<Worker> w;
+  {
+    std::lock_guard lk(mu_);
+    auto it = devices_.find(ns + "/" + name);
+    if (it == devices_.end()) return;
+    w = std::move(it->second.worker);
+    devices_.erase(it);
+    c_.devices->set(static_cast<int64_t>(devices_.size()));
+  }
+  log_->info("device {}/{} removed", ns, name);
+}
+
+void Engine::reset(const std::vector<json::value>& models, const std::vector<json::value>& devices) {
+  std::set<std::string> keep;
+  for (auto& d : devices) keep.insert(key_of(d));
+  std::vector<std::pair<std::string, std::string>> gone;
+  {
+    std::lock_guard lk(mu_);
+    models_.clear();
+    for (auto& m : models)
+      if (m.is_object()) models_[key_of(m)] = m;
+    for (auto& [k, e] : devices_)
+      if (!keep.count(k)) gone.emplace_back(k.substr(0, k.find('/')), k.substr(k.find('/') + 1));
+  }
+  for (auto& [ns, name] : gone) remove_device(ns, name);
+  for (auto& d : devices) (void)upsert_device(d);
+}
+
+std::vector<std::string> Engine::devices() const {
+  std::lock_guard lk(mu_);
+  std::vector<std::string> out;
+  for (auto& [k, e] : devices_) out.push_back(k);
+  return out;
+}
+
+json::value Engine::device_object(const std::string& ns, const std::string& name) const {
+  std::lock_guard lk(mu_);
+  auto it = devices_.find(ns + "/" + name);
+  return it == devices_.end() ? json::value() : it->second.object;
+}
+
+std::optional<json::object> Engine::snapshot(const std::string& ns, const std::string& name) const {
+  std::lock_guard lk(mu_);
+  auto it = devices_.find(ns + "/" + name);
+  if (it == devices_.end() || !it->second.worker) return std::nullopt;
+  return it->second.worker->snapshot();
+}
+
+void Engine::read_now(const std::string& ns, const std::string& name, const std::string& property,
+                      std::function<void(Status, Reading)> done) {
+  std::lock_guard lk(mu_);
+  auto it = devices_.find(ns + "/" + name);
+  if (it == devices_.end() || !it->second.worker)
+    return done(not_found("no device " + ns + "/" + name), {});
+  Worker* w = it->second.worker.get();
+  const Property* p = w->device().property(property);
+  if (!p) return done(not_found("device " + ns + "/" + name + " has no property " + property), {});
+  Property prop = *p;
+  w->post([this, prop, done = std::move(done)](Driver* drv) {
+    if (!drv) return done({Code::kUnavailable, "the device is not connected"}, {});
+    std::string value;
+    Status s = drv->read(prop, value);
+    (s ? c_.reads : c_.read_errors)->inc();
+    done(s, Reading{prop.name, value, prop.type, now_ms(), {}});
+  });
+}
+
+}  // namespace kedge::mapper
