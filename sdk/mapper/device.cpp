@@ -260,6 +260,43 @@ Status parse_device(const json::value& device, const json::value* model, Device&
   return {};
 }
 
+Status validate_model(const json::value& model) {
+  auto* ps = at(model, {"spec", "properties"});
+  if (!ps || ps->is_null()) return {};
+  if (!ps->is_array()) return invalid_argument("spec.properties: expected a list");
+  std::set<std::string> seen;
+  size_t i = 0;
+  for (auto& p : ps->as_array()) {
+    std::string where = "spec.properties[" + std::to_string(i++) + "]";
+    if (!p.is_object()) return invalid_argument(where + ": expected an object");
+    std::string name = text(at(p, {"name"}));
+    if (name.empty()) return invalid_argument(where + ".name: required");
+    if (!seen.insert(name).second)
+      return invalid_argument(where + ".name: '" + name + "' is listed twice");
+    const json::value* t = at(p, {"type"});
+    const json::value* src = &p;
+    std::string type;
+    if (t && t->is_string()) {
+      type = lower(std::string(t->as_string()));
+    } else if (t && t->is_object() && t->as_object().size() == 1) {
+      type = lower(std::string(t->as_object().begin()->key()));
+      src = &t->as_object().begin()->value();
+    } else if (t && !t->is_null()) {
+      return invalid_argument(where + ".type: expected a type name such as INT");
+    }
+    static const std::set<std::string> kTypes = {"int",     "integer", "float", "double",
+                                                 "string",  "boolean", "bytes", "stream"};
+    if (!type.empty() && !kTypes.count(type))
+      return invalid_argument(where + ".type: '" + type +
+                              "' is not one of INT, FLOAT, DOUBLE, STRING, BOOLEAN, BYTES, STREAM");
+    std::string access = text(at(*src, {"accessMode"}));
+    if (!access.empty() && access != "ReadOnly" && access != "ReadWrite")
+      return invalid_argument(where + ".accessMode: '" + access +
+                              "' is not ReadOnly or ReadWrite");
+  }
+  return {};
+}
+
 // ---- Fields ----
 
 const json::value* Fields::get(std::string_view key, bool required) {

@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
+#include <concepts>
+#include <map>
 
 namespace kedge::dmi {
 
@@ -13,23 +15,34 @@ namespace gp = google::protobuf;
 
 namespace {
 
-const json::value* at(const json::value& v, std::initializer_list<std::string_view> path) {
-  const json::value* cur = &v;
+using Path = std::initializer_list<std::string_view>;
+
+const json::value* at(const json::object& o, Path path) {
+  const json::object* cur = &o;
+  const json::value* v = nullptr;
   for (auto p : path) {
-    auto* o = cur->if_object();
-    if (!o) return nullptr;
-    cur = o->if_contains(p);
-    if (!cur) return nullptr;
+    if (!cur || !(v = cur->if_contains(p))) return nullptr;
+    cur = v->if_object();
   }
-  return cur;
+  return v;
 }
-std::string str(const json::value& v, std::initializer_list<std::string_view> path) {
+const json::value* at(const json::value& v, Path path) {
+  auto* o = v.if_object();
+  return o ? at(*o, path) : nullptr;
+}
+// No json::value temporaries from objects: the pointers returned point into
+// the caller's document.
+template <class T>
+concept Doc = std::same_as<T, json::value> || std::same_as<T, json::object>;
+template <Doc D>
+std::string str(const D& v, Path path) {
   auto* x = at(v, path);
   if (!x || x->is_null()) return {};
   if (x->is_string()) return std::string(x->as_string());
   return json::serialize(*x);
 }
-int64_t num(const json::value& v, std::initializer_list<std::string_view> path) {
+template <Doc D>
+int64_t num(const D& v, Path path) {
   auto* x = at(v, path);
   if (!x) return 0;
   if (x->is_int64()) return x->as_int64();
@@ -43,11 +56,13 @@ int64_t num(const json::value& v, std::initializer_list<std::string_view> path) 
   }
   return 0;
 }
-bool flag(const json::value& v, std::initializer_list<std::string_view> path) {
+template <Doc D>
+bool flag(const D& v, Path path) {
   auto* x = at(v, path);
   return x && x->is_bool() && x->as_bool();
 }
-const json::object* obj(const json::value& v, std::initializer_list<std::string_view> path) {
+template <Doc D>
+const json::object* obj(const D& v, Path path) {
   auto* x = at(v, path);
   return x ? x->if_object() : nullptr;
 }
@@ -113,7 +128,12 @@ void to_customized(const json::object& in, pb::CustomizedValue& out) {
 
 json::object from_customized(const pb::CustomizedValue& in) {
   json::object out;
-  for (auto& [k, any] : in.data()) {
+  // Sorted by key: a protobuf map's order is not stable, and the object's
+  // text is compared to tell changes.
+  std::map<std::string, const gp::Any*> sorted;
+  for (auto& [k, any] : in.data()) sorted[k] = &any;
+  for (auto& [k, anyp] : sorted) {
+    const gp::Any& any = *anyp;
     if (gp::StringValue w; any.Is<gp::StringValue>() && any.UnpackTo(&w)) {
       out[k] = w.value();
     } else if (gp::BoolValue b; any.Is<gp::BoolValue>() && any.UnpackTo(&b)) {

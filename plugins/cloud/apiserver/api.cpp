@@ -1,4 +1,5 @@
 #include "api.h"
+#include "kedge/mapper/device.h"
 
 #include "k8s.h"
 
@@ -336,6 +337,24 @@ std::variant<json::value, Response> parse_body(const std::string& body, const Re
   return v;
 }
 
+// Resource-specific checks of what is written (the spec; status writes are
+// not checked): Devices and DeviceModels as their mappers will read them.
+std::vector<Cause> check_spec(const Resource& res, const json::value& v) {
+  Status s;
+  if (res.group == "devices.kubeedge.io" && res.kind == "Device") {
+    kedge::mapper::Device d;
+    s = kedge::mapper::parse_device(v, nullptr, d);
+  } else if (res.group == "devices.kubeedge.io" && res.kind == "DeviceModel") {
+    s = kedge::mapper::validate_model(v);
+  }
+  if (s) return {};
+  // "field: what" -> a cause on that field.
+  const std::string& m = s.message();
+  size_t colon = m.find(": ");
+  if (colon == std::string::npos) return {{"spec", m}};
+  return {{m.substr(0, colon), m.substr(colon + 2)}};
+}
+
 // Keeps the server-owned metadata of `old` in `next`.
 void carry_metadata(json::object& next, const json::object& old) {
   auto& nm = next["metadata"].as_object();
@@ -610,6 +629,7 @@ Response Api::handle(const Request& r) {
                          ") does not match the namespace of the request (" + t.ns + ")");
     if (md.contains("resourceVersion") && !str_at(v, {"metadata", "resourceVersion"}).empty())
       causes.push_back({"metadata.resourceVersion", "must not be set on create"});
+    for (auto& c : check_spec(res, v)) causes.push_back(c);
     if (!causes.empty()) return invalid(res, name, causes);
     md["name"] = name;
     if (res.namespaced) md["namespace"] = t.ns;
@@ -720,6 +740,8 @@ Response Api::handle(const Request& r) {
           no.erase("status");
         }
       }
+      if (!t.status)
+        if (auto causes = check_spec(res, next); !causes.empty()) return invalid(res, t.name, causes);
       auto& fo = next.as_object();
       int64_t gen = generation_of(oo);
       fo["metadata"].as_object()["generation"] = spec_changed(fo, oo) ? gen + 1 : gen;

@@ -111,8 +111,12 @@ class DeviceTwin final : public kedge::Plugin {
     const std::string& r = m->route.resource;
     const std::string& op = m->route.operation;
     if (op == "connect") return;
-    // From metamanager: <ns>/device/<name>, <ns>/devicemodel/<name>.
-    if (m->route.source == "metamanager") return on_stored(m);
+    // From metamanager: <ns>/device/<name>, <ns>/devicemodel/<name>; the
+    // DMI side (if it runs) gets them next, to hand on to mappers.
+    if (m->route.source == "metamanager") {
+      on_stored(m);
+      return to_dmi(m);
+    }
     if (r == "membership" || r.rfind("membership", 0) == 0) {
       if (op == "update") {
         on_membership(m);
@@ -375,6 +379,13 @@ class DeviceTwin final : public kedge::Plugin {
     if (apply_desired(id, tw->as_object(), cloud) > 0) push_desired(id);
   }
 
+  void to_dmi(const MessagePtr& m) {
+    Status s = ctx_->send("dmi", m, 1s);
+    if (!s && s.code() != Code::kNotFound)
+      log_->warn("{} of {} not passed to dmi: {}", m->route.operation, m->route.resource,
+                 s.message());
+  }
+
   // The desired values to the mapper side, if one runs here.
   void push_desired(const std::string& id) {
     json::object desired;
@@ -404,6 +415,7 @@ class DeviceTwin final : public kedge::Plugin {
     }
     auto have = twins(id);
     json::object up;
+    kedge::sqlite::Transaction tx(*db_);  // one commit for the whole report
     for (auto& [prop, t] : tw->as_object()) {
       std::string key(prop);
       auto* v = find(t, {"actual", "value"});
@@ -418,7 +430,11 @@ class DeviceTwin final : public kedge::Plugin {
         return reply(m, error_doc(400, "value of twin \"" + key + "\" is not valid"));
       }
       TwinRow row = have.count(key) ? have[key] : TwinRow{};
-      if (std::string type = str(t, {"metadata", "type"}); !type.empty()) row.type = type;
+      bool changed = row.actual != value;
+      if (std::string type = str(t, {"metadata", "type"}); !type.empty()) {
+        changed = changed || row.type != type;
+        row.type = type;
+      }
       if (row.type.empty()) row.type = "string";
       int64_t ts = now_ms();
       if (auto* mts = find(t, {"actual", "metadata", "timestamp"}); mts && mts->is_int64())
@@ -430,10 +446,13 @@ class DeviceTwin final : public kedge::Plugin {
       row.actual_version = json::serialize(json::object{{"cloud", 0}, {"edge", edge + 1}});
       if (Status s = put_twin(id, key, row); !s)
         return reply(m, error_doc(500, "cannot store twin " + key + ": " + s.message()));
+      if (!changed) continue;  // the cloud has this value already
       up[key] = json::object{
           {"actual", json::object{{"value", value}, {"metadata", json::object{{"timestamp", ts}}}}},
           {"metadata", json::object{{"type", row.type}}}};
     }
+    if (Status s = tx.commit(); !s)
+      return reply(m, error_doc(500, "cannot store the report: " + s.message()));
     if (!up.empty()) {
       reports_->inc();
       upstream(

@@ -70,6 +70,11 @@ struct Device {
 KEDGE_EXPORT Status parse_device(const boost::json::value& device, const boost::json::value* model,
                                  Device& out);
 
+// Checks a DeviceModel object: property names present and unique, types
+// (INT, FLOAT, DOUBLE, STRING, BOOLEAN, BYTES, STREAM, or a v1alpha2 type
+// block) and access modes (ReadOnly, ReadWrite) known. Errors name the field.
+KEDGE_EXPORT Status validate_model(const boost::json::value& model);
+
 // The protocol a Device object uses: spec.protocol.protocolName, or for
 // v1alpha2-style objects the name of the protocol block (modbus, opcua,
 // bluetooth, customizedProtocol.protocolName).
