@@ -306,14 +306,20 @@ std::string age(const json::value& obj) {
   return std::to_string(secs / 86400) + "d";
 }
 
-std::string at(const json::value& v, std::initializer_list<const char*> path) {
+const json::value* at_value(const json::value& v, std::initializer_list<const char*> path) {
   const json::value* cur = &v;
   for (const char* p : path) {
     auto* o = cur->if_object();
-    if (!o) return "";
+    if (!o) return nullptr;
     cur = o->if_contains(p);
-    if (!cur) return "";
+    if (!cur) return nullptr;
   }
+  return cur;
+}
+
+std::string at(const json::value& v, std::initializer_list<const char*> path) {
+  const json::value* cur = at_value(v, path);
+  if (!cur) return "";
   if (cur->is_string()) return std::string(cur->as_string());
   if (cur->is_int64()) return std::to_string(cur->as_int64());
   if (cur->is_bool()) return cur->as_bool() ? "true" : "false";
@@ -342,6 +348,11 @@ std::vector<std::string> header_of(const Resource& r, bool wide) {
   if (r.plural == "configmaps") return {"NAME", "DATA", "AGE"};
   if (r.plural == "secrets") return {"NAME", "TYPE", "DATA", "AGE"};
   if (r.plural == "services") return {"NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "AGE"};
+  if (r.plural == "devices") {
+    std::vector<std::string> h = {"NAME", "STATE", "READINGS", "AGE"};
+    if (wide) h.insert(h.end(), {"MODEL", "NODE"});
+    return h;
+  }
   return {"NAME", "AGE"};
 }
 
@@ -410,6 +421,35 @@ std::vector<std::string> row_of(const Resource& r, const json::value& o, bool wi
         }
     return {name, type.empty() ? "ClusterIP" : type, ip.empty() ? "<none>" : ip,
             ports.empty() ? "<none>" : ports, age(o)};
+  }
+  if (r.plural == "devices") {
+    // The reported values from status.twins, as property=value.
+    std::string readings;
+    if (auto* st = o.as_object().if_contains("status"); st && st->is_object())
+      if (auto* tw = st->as_object().if_contains("twins"); tw && tw->is_array())
+        for (auto& t : tw->as_array()) {
+          std::string v = at(t, {"reported", "value"});
+          if (!v.empty()) readings += (readings.empty() ? "" : ",") + at(t, {"propertyName"}) + "=" + v;
+        }
+    std::string state = at(o, {"status", "state"});
+    std::vector<std::string> row = {name, state.empty() ? "<unknown>" : state,
+                                    readings.empty() ? "<none>" : readings, age(o)};
+    if (wide) {
+      std::string node = at(o, {"spec", "nodeName"});
+      if (node.empty())
+        if (auto* sel = at_value(o, {"spec", "nodeSelector", "nodeSelectorTerms"});
+            sel && sel->is_array() && !sel->as_array().empty())
+          if (auto* ex = at_value(sel->as_array()[0], {"matchExpressions"});
+              ex && ex->is_array() && !ex->as_array().empty())
+            if (auto* vals = at_value(ex->as_array()[0], {"values"});
+                vals && vals->is_array() && !vals->as_array().empty() &&
+                vals->as_array()[0].is_string())
+              node = vals->as_array()[0].as_string();
+      std::string model = at(o, {"spec", "deviceModelRef", "name"});
+      row.push_back(model.empty() ? "<none>" : model);
+      row.push_back(node.empty() ? "<none>" : node);
+    }
+    return row;
   }
   return {name, age(o)};
 }
