@@ -12,6 +12,7 @@ PKGS=(
   clang-format python3
   etcd-server wrk libyaml-cpp-dev curl
   containerd runc containernetworking-plugins busybox-static iproute2 procps
+  libmodbus-dev libmosquitto-dev mosquitto mosquitto-clients
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client.h"
+#include "mapper_new.h"
 #include "kedge/core/manifest.h"
 #include "kedge/export.h"
 #include "kedge/pki.h"
@@ -93,6 +94,13 @@ extern "C" KEDGE_EXPORT int kedge_tools_main(int argc, const char* const* argv) 
   try {
     if (!args.empty() && args[0] == "token")
       return cmd_token(std::vector<std::string>(args.begin() + 1, args.end()));
+    if (!args.empty() && args[0] == "mapper") {
+      if (args.size() < 2 || args[1] != "new") {
+        std::cerr << "usage: kedge mapper new NAME [--dir DIR]\n";
+        return kExitUsage;
+      }
+      return kedge::cli::mapper_new(std::vector<std::string>(args.begin() + 2, args.end()));
+    }
     if (!args.empty())
       return kedge::cli::client_main(args[0],
                                      std::vector<std::string>(args.begin() + 1, args.end()));

@@ -42,6 +42,9 @@ int usage(std::ostream& o, int code) {
        "  create token SERVICEACCOUNT [-n NS] [--duration 1h]\n"
        "                                      a service-account token (for the edge's API)\n"
        "  watch KIND [NAME] [-n NS|-A] [-l SELECTOR]\n"
+       "\nMappers:\n"
+       "  mapper new NAME [--dir DIR]         a mapper project (driver skeleton, CMake, example\n"
+       "                                      device) that builds against the installed SDK\n"
        "  version            print the version and plugin ABI version\n";
   return code;
 }
@@ -226,7 +229,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "plugins") return cmd_plugins(rest);
     if (cmd == "token" || cmd == "apply" || cmd == "get" || cmd == "describe" || cmd == "delete" ||
-        cmd == "watch" || cmd == "config" || cmd == "create")
+        cmd == "watch" || cmd == "config" || cmd == "create" || cmd == "mapper")
       return cmd_tool(args);
     std::cerr << "error: unknown command '" << cmd << "'\n";
     return usage(std::cerr, kExitUsage);

@@ -69,8 +69,8 @@ inline constexpr const char* kMapperPluginDependencies[] = {"dmi"};
     KedgeMapperPlugin() : MapperPlugin(INFO_FN()) {}                                       \
   };                                                                                       \
   const ::kedge::mapper::MapperInfo& kedge_mapper_info() {                                 \
-    static const ::kedge::mapper::MapperInfo info = INFO_FN();                             \
-    return info;                                                                           \
+    static const ::kedge::mapper::MapperInfo kedge_info_ = INFO_FN();                      \
+    return kedge_info_;                                                                    \
   }                                                                                        \
   }                                                                                        \
   KEDGE_PLUGIN(KedgeMapperPlugin,                                                          \
