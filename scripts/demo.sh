@@ -5,7 +5,8 @@
 # token; then `kedge apply` of examples/quickstart/, the pod running in
 # containerd, and `kedge get`. Runs until Ctrl-C (or, with --exit, stops
 # after showing the result). Without root or containerd the pod stays
-# Pending and the demo says why.
+# Pending and the demo says why. The thermometer device is simulated by the
+# edge's virtual mapper; its readings show in `kedge get devices`.
 # usage: scripts/demo.sh [BUILD_DIR] [--exit] [--fresh]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +79,7 @@ wait_for "the pod at the edge" at_edge default/pod/greeter
 if [ "$runtime" = 1 ]; then
   wait_for "the pod to run in containerd" bash -c "'$kedge' get pods | grep -qE '^greeter +1/1 +Running'"
 fi
+wait_for "the thermometer's readings" bash -c "'$kedge' get devices | grep -qE '^thermometer-1 +online .*temperature='"
 echo
 echo "== kedge get nodes"
 "$kedge" get nodes
@@ -85,8 +87,11 @@ echo
 echo "== kedge get pods -o wide"
 "$kedge" get pods -o wide
 echo
-echo "== kedge get devices"
+echo "== kedge get devices     (readings of the simulated thermometer, from the edge's virtual mapper)"
 "$kedge" get devices
+echo
+echo "== curl http://127.0.0.1:20777/api/v1/device/default/thermometer-1/temperature   (Device-as-a-Service at the edge)"
+curl -s http://127.0.0.1:20777/api/v1/device/default/thermometer-1/temperature || true
 echo
 echo "The edge's metadata cache ($state/edge/edgecore.db, table meta) holds:"
 meta

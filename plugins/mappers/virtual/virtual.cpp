@@ -53,6 +53,7 @@ class VirtualDriver final : public kedge::mapper::Driver {
       v = s.min + s.counter;
       s.counter = std::fmod(s.counter + 1, s.max - s.min + 1);
     }
+    if (s.kind == "sine" || s.kind == "random") v = std::round(v * 100) / 100;  // 0.01 resolution
     if (p.type == "string" || p.type == "bytes")
       value = s.text.empty() ? kedge::mapper::format_number(v, "double") : s.text;
     else
@@ -63,6 +64,7 @@ class VirtualDriver final : public kedge::mapper::Driver {
     auto& s = signals_.at(p.name);
     if (s.kind != "actuator" && s.kind != "constant")
       return {Code::kFailedPrecondition, "a " + s.kind + " sensor cannot be written"};
+    if (s.kind == "sine" || s.kind == "random") v = std::round(v * 100) / 100;  // 0.01 resolution
     if (p.type == "string" || p.type == "bytes") {
       s.text = value;
       return {};
