@@ -64,7 +64,6 @@ class VirtualDriver final : public kedge::mapper::Driver {
     auto& s = signals_.at(p.name);
     if (s.kind != "actuator" && s.kind != "constant")
       return {Code::kFailedPrecondition, "a " + s.kind + " sensor cannot be written"};
-    if (s.kind == "sine" || s.kind == "random") v = std::round(v * 100) / 100;  // 0.01 resolution
     if (p.type == "string" || p.type == "bytes") {
       s.text = value;
       return {};
