@@ -7,7 +7,7 @@
 //   holding ADDR VALUE    set a holding register
 //   coil ADDR 0|1         set a coil
 // and prints every write a client makes ("write holding 1 250"), flushed,
-// so a test can see what a mapper wrote.
+// so a test can see what a mapper wrote. It exits when stdin closes.
 // usage: kedge_modbus_sim PORT
 #include <modbus.h>
 #include <sys/select.h>
@@ -58,10 +58,7 @@ int main(int argc, char** argv) {
       if (fd == 0) {
         char buf[256];
         ssize_t n = read(0, buf, sizeof buf);
-        if (n <= 0) {
-          FD_CLR(0, &all);  // no more commands; keep serving
-          continue;
-        }
+        if (n <= 0) return 0;  // stdin closed: the test is done with it
         line.append(buf, static_cast<size_t>(n));
         size_t nl;
         while ((nl = line.find('\n')) != std::string::npos) {

@@ -454,12 +454,28 @@ class DeviceTwin final : public kedge::Plugin {
     if (Status s = tx.commit(); !s)
       return reply(m, error_doc(500, "cannot store the report: " + s.message()));
     if (!up.empty()) {
+      // Every reported value goes up, not only the changed ones: the newest
+      // report of a device then stands for all before it, and edgehub keeps
+      // only that one while the cloud is slow or away.
       reports_->inc();
-      upstream(
-          "device/" + id + "/twin/edge_updated",
-          json::object{{"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", up}});
+      upstream("device/" + id + "/twin/edge_updated",
+               json::object{
+                   {"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", reported(id)}});
     }
     reply(m, twin_doc(id));
+  }
+
+  // All reported values of a device, as the cloud's twin update wants them.
+  json::object reported(const std::string& id) {
+    json::object out;
+    for (auto& [name, t] : twins(id)) {
+      if (t.actual.empty()) continue;
+      json::object actual{{"value", t.actual}};
+      if (auto md = parse_or_null(t.actual_meta); md.is_object()) actual["metadata"] = md;
+      out[name] = json::object{{"actual", std::move(actual)},
+                               {"metadata", json::object{{"type", t.type}}}};
+    }
+    return out;
   }
 
   void on_state(const MessagePtr& m, const std::string& id) {

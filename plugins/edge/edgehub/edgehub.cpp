@@ -12,9 +12,10 @@
 //   SQLite; it leaves the outbox when the cloud ACKs it (or answers it, for
 //   requests marked sync), so nothing reported while offline is lost.
 //   A status report (op patch or update of a podpatch, nodepatch, podstatus
-//   or nodestatus) replaces the older report of the same object still in
-//   the outbox: each is a whole status, so after a long time offline the
-//   cloud gets the latest, not hours of history.
+//   or nodestatus, a device's reported twins or state) replaces the older
+//   report of the same object still in the outbox: each is a whole status,
+//   so after a long time offline, or past the QPS budget, the cloud gets the
+//   latest, not a growing backlog of history.
 //   Except sync requests to group dynamiccontroller (metaserver's
 //   authorization checks): sent at once while connected, refused at once
 //   (an error response) while not.
@@ -607,6 +608,12 @@ class EdgeHub final : public kedge::Plugin {
     const std::string& op = m.route.operation;
     if (op != "patch" && op != "update") return {};
     const std::string& r = m.route.resource;
+    // A device's reported values (each report carries all of them) and state.
+    auto ends_with = [&](std::string_view suffix) {
+      return r.size() > suffix.size() && r.compare(r.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (r.rfind("device/", 0) == 0 && (ends_with("/twin/edge_updated") || ends_with("/state/update")))
+      return r;
     size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
     if (b == std::string::npos) return {};
     std::string type = r.substr(a + 1, b - a - 1);
