@@ -20,10 +20,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <cstring>
 #include <atomic>
 #include <boost/json.hpp>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <random>
@@ -54,11 +54,10 @@ struct Env {
                                    const std::string& ct = "application/json") {
     auto [s, r] = cloud->request(
         "apiserver",
-        kedge::make_message("bench", "", "request", "",
-                            json::object{{"method", method},
-                                         {"target", target},
-                                         {"body", body},
-                                         {"contentType", ct}}),
+        kedge::make_message(
+            "bench", "", "request", "",
+            json::object{
+                {"method", method}, {"target", target}, {"body", body}, {"contentType", ct}}),
         10s);
     if (!s || !r) return {0, nullptr};
     auto& o = r->content.as_object();
@@ -101,7 +100,8 @@ int main(int argc, char** argv) {
   fs::create_directories(e.root / "edge");
   uint16_t mb = Harness::free_port();
   e.cloud = std::make_unique<Harness>(
-      "[agent]\nnode_name = \"cloud\"\nlog_level = \"warn\"\nworker_threads = 1\nplugin_dirs = [\"" KEDGE_PLUGIN_DIR
+      "[agent]\nnode_name = \"cloud\"\nlog_level = \"warn\"\nworker_threads = 1\nplugin_dirs = "
+      "[\"" KEDGE_PLUGIN_DIR
       "\"]\n[[plugin]]\nname = \"cloudhub\"\n[plugin.config]\naddress = \"127.0.0.1\"\nport = " +
           std::to_string(e.port) + "\nhttps_port = " + std::to_string(e.https) +
           "\n[[plugin]]\nname = \"apiserver\"\n[plugin.config]\naddress = \"127.0.0.1\"\nport = " +
@@ -109,11 +109,13 @@ int main(int argc, char** argv) {
       e.root / "cloud");
   if (!e.cloud->start()) return std::fprintf(stderr, "cloud did not start\n"), 1;
   e.edge = std::make_unique<Harness>(
-      "[agent]\nnode_name = \"edge-1\"\nlog_level = \"warn\"\nworker_threads = 1\nplugin_dirs = [\"" KEDGE_PLUGIN_DIR
+      "[agent]\nnode_name = \"edge-1\"\nlog_level = \"warn\"\nworker_threads = 1\nplugin_dirs = "
+      "[\"" KEDGE_PLUGIN_DIR
       "\"]\n[[plugin]]\nname = \"edgehub\"\n[plugin.config]\nserver = \"127.0.0.1:" +
           std::to_string(e.port) + "\"\nhttp_server = \"127.0.0.1:" + std::to_string(e.https) +
           "\"\ntoken_file = \"" + (e.root / "cloud/data/cloudhub/token").string() +
-          "\"\nmessage_qps = " + std::to_string(qps) + "\nmessage_burst = " + std::to_string(2 * qps) +
+          "\"\nmessage_qps = " + std::to_string(qps) +
+          "\nmessage_burst = " + std::to_string(2 * qps) +
           "\n[[plugin]]\nname = \"metamanager\"\n[[plugin]]\nname = \"twin\"\n[[plugin]]\nname = "
           "\"dmi\"\n[plugin.config]\nsocket = \"dmi.sock\"\n[[plugin]]\nname = \"modbus-mapper\"\n",
       e.root / "edge");
@@ -126,8 +128,10 @@ int main(int argc, char** argv) {
     return std::fprintf(stderr, "edge did not connect\n"), 1;
 
   // ---- 1. reports per second ----
-  e.call("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devicemodels",
-         json::parse(R"({"metadata":{"name":"meter"},"spec":{"properties":[{"name":"count","type":"INT","accessMode":"ReadOnly"}]}})"));
+  e.call(
+      "POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devicemodels",
+      json::parse(
+          R"({"metadata":{"name":"meter"},"spec":{"properties":[{"name":"count","type":"INT","accessMode":"ReadOnly"}]}})"));
   for (int i = 0; i < devices; ++i)
     e.call("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices",
            json::parse(R"({"metadata":{"name":"m)" + std::to_string(i) +
@@ -150,7 +154,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < devices; ++i)
     if (!Harness::eventually([&] { return report(i, 0).ok(); }, 20s))
       return std::fprintf(stderr, "device m%d did not reach the edge\n", i), 1;
-  if (!Harness::eventually([&] { return e.reported("m" + std::to_string(devices - 1), "count") == "0"; }, 20s))
+  if (!Harness::eventually(
+          [&] { return e.reported("m" + std::to_string(devices - 1), "count") == "0"; }, 20s))
     return std::fprintf(stderr, "first reports did not reach the cloud\n"), 1;
 
   // Baseline: the same number of status patches straight into the API.
@@ -179,9 +184,10 @@ int main(int argc, char** argv) {
   bool all = true;
   for (int d = 0; d < devices; ++d) {
     int last = reports - 1 - ((reports - 1 - d) % devices) + 1;  // last value sent to device d
-    all = all && Harness::eventually(
-                     [&] { return e.reported("m" + std::to_string(d), "count") == std::to_string(last); },
-                     120s);
+    all = all &&
+          Harness::eventually(
+              [&] { return e.reported("m" + std::to_string(d), "count") == std::to_string(last); },
+              120s);
   }
   auto arrived = Clock::now();
   auto metric = [&](const char* name) {
@@ -189,9 +195,10 @@ int main(int argc, char** argv) {
     size_t at = text.find(std::string("\n") + name + " ");
     return at == std::string::npos ? 0LL : std::atoll(text.c_str() + at + std::strlen(name) + 2);
   };
-  std::printf("twin reports, %d devices, %d reports over DMI (4 gRPC callers), %d failed, edgehub "
-              "budget %d msg/s:\n",
-              devices, reports, failed.load(), qps);
+  std::printf(
+      "twin reports, %d devices, %d reports over DMI (4 gRPC callers), %d failed, edgehub "
+      "budget %d msg/s:\n",
+      devices, reports, failed.load(), qps);
   std::printf("  accepted by the edge (stored, queued for the cloud)  %8.0f reports/s\n",
               reports / secs(accepted - t0));
   std::printf("  in the cloud's Device status (end to end)            %8.0f reports/s%s\n",
@@ -199,11 +206,13 @@ int main(int argc, char** argv) {
   std::printf("  baseline: status patches straight into the API       %8.0f patches/s\n", baseline);
   std::printf("  end to end / baseline                                %8.2f\n",
               reports / secs(arrived - t0) / baseline);
-  std::printf("  every device's last value in the cloud after         %8.2f s (%.2f s after the last "
-              "report)\n",
-              secs(arrived - t0), secs(arrived - accepted));
+  std::printf(
+      "  every device's last value in the cloud after         %8.2f s (%.2f s after the last "
+      "report)\n",
+      secs(arrived - t0), secs(arrived - accepted));
   std::printf("  upstream messages sent / superseded while queued     %8lld / %lld\n",
-              metric("kedge_edgehub_upstream_total"), metric("kedge_edgehub_reports_superseded_total"));
+              metric("kedge_edgehub_upstream_total"),
+              metric("kedge_edgehub_reports_superseded_total"));
 
   // ---- 2. latency of a reading: Modbus register -> edge -> cloud ----
   std::string sim = std::string(KEDGE_BIN_DIR "/kedge_modbus_sim ") + std::to_string(mb) + " > " +
@@ -213,14 +222,18 @@ int main(int argc, char** argv) {
   std::fprintf(ctl, "input 0 1\n");
   std::fflush(ctl);
   std::string cycle_ns = std::to_string(int64_t{cycle_ms} * 1'000'000);
-  e.call("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devicemodels",
-         json::parse(R"({"metadata":{"name":"gauge"},"spec":{"properties":[{"name":"level","type":"INT","accessMode":"ReadOnly"}]}})"));
-  e.call("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices",
-         json::parse(R"({"metadata":{"name":"gauge-1"},"spec":{"deviceModelRef":{"name":"gauge"},"nodeName":"edge-1",
+  e.call(
+      "POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devicemodels",
+      json::parse(
+          R"({"metadata":{"name":"gauge"},"spec":{"properties":[{"name":"level","type":"INT","accessMode":"ReadOnly"}]}})"));
+  e.call(
+      "POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices",
+      json::parse(
+          R"({"metadata":{"name":"gauge-1"},"spec":{"deviceModelRef":{"name":"gauge"},"nodeName":"edge-1",
            "protocol":{"protocolName":"modbus","configData":{"ip":"127.0.0.1","port":)" +
-                     std::to_string(mb) + R"(}},
-           "properties":[{"name":"level","collectCycle":)" + cycle_ns + R"(,"reportCycle":)" +
-                     cycle_ns + R"(,"reportToCloud":true,
+          std::to_string(mb) + R"(}},
+           "properties":[{"name":"level","collectCycle":)" +
+          cycle_ns + R"(,"reportCycle":)" + cycle_ns + R"(,"reportToCloud":true,
              "visitors":{"protocolName":"modbus","configData":{"register":"InputRegister","offset":0}}}]}})"));
   if (!Harness::eventually([&] { return e.reported("gauge-1", "level") == "1"; }, 30s))
     return std::fprintf(stderr, "the Modbus reading did not arrive\n"), 1;
@@ -247,7 +260,8 @@ int main(int argc, char** argv) {
     std::printf("  %-40s mean %6.1f ms  median %6.1f ms  p90 %6.1f ms  max %6.1f ms\n", what, mean,
                 v[v.size() / 2], v[v.size() * 9 / 10], v.back());
   };
-  std::printf("a Modbus reading, collect and report cycles of %d ms, %d rounds:\n", cycle_ms, rounds);
+  std::printf("a Modbus reading, collect and report cycles of %d ms, %d rounds:\n", cycle_ms,
+              rounds);
   show("register -> the edge's twin", edge_ms);
   show("register -> the Device's status (cloud)", cloud_ms);
   e.edge.reset();

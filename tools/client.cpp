@@ -429,7 +429,8 @@ std::vector<std::string> row_of(const Resource& r, const json::value& o, bool wi
       if (auto* tw = st->as_object().if_contains("twins"); tw && tw->is_array())
         for (auto& t : tw->as_array()) {
           std::string v = at(t, {"reported", "value"});
-          if (!v.empty()) readings += (readings.empty() ? "" : ",") + at(t, {"propertyName"}) + "=" + v;
+          if (!v.empty())
+            readings += (readings.empty() ? "" : ",") + at(t, {"propertyName"}) + "=" + v;
         }
     std::string state = at(o, {"status", "state"});
     std::vector<std::string> row = {name, state.empty() ? "<unknown>" : state,

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "client.h"
-#include "mapper_new.h"
 #include "kedge/core/manifest.h"
 #include "kedge/export.h"
 #include "kedge/pki.h"
+#include "mapper_new.h"
 
 namespace fs = std::filesystem;
 using namespace kedge;

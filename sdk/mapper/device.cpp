@@ -5,9 +5,9 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
-#include <map>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 
 namespace kedge::mapper {
@@ -284,15 +284,14 @@ Status validate_model(const json::value& model) {
     } else if (t && !t->is_null()) {
       return invalid_argument(where + ".type: expected a type name such as INT");
     }
-    static const std::set<std::string> kTypes = {"int",     "integer", "float", "double",
-                                                 "string",  "boolean", "bytes", "stream"};
+    static const std::set<std::string> kTypes = {"int",    "integer", "float", "double",
+                                                 "string", "boolean", "bytes", "stream"};
     if (!type.empty() && !kTypes.count(type))
       return invalid_argument(where + ".type: '" + type +
                               "' is not one of INT, FLOAT, DOUBLE, STRING, BOOLEAN, BYTES, STREAM");
     std::string access = text(at(*src, {"accessMode"}));
     if (!access.empty() && access != "ReadOnly" && access != "ReadWrite")
-      return invalid_argument(where + ".accessMode: '" + access +
-                              "' is not ReadOnly or ReadWrite");
+      return invalid_argument(where + ".accessMode: '" + access + "' is not ReadOnly or ReadWrite");
   }
   return {};
 }
@@ -314,8 +313,7 @@ std::string Fields::str(std::string_view key, std::string_view fallback, bool re
   auto* v = get(key, required);
   if (!v) return std::string(fallback);
   if (v->is_string()) return std::string(v->as_string());
-  if (v->is_int64() || v->is_uint64() || v->is_double() || v->is_bool())
-    return json::serialize(*v);
+  if (v->is_int64() || v->is_uint64() || v->is_double() || v->is_bool()) return json::serialize(*v);
   fail(key, "expected a string, got " + json::serialize(*v));
   return std::string(fallback);
 }

@@ -215,7 +215,8 @@ pb::Device device_to_proto(const json::value& d) {
           x->set_qos(static_cast<int32_t>(num(*m, {"qos"})));
           x->set_retained(flag(*m, {"retained"}));
         }
-        if (auto* o = obj(*pm, {"otel"})) out_pm->mutable_otel()->set_endpointurl(str(*o, {"endpointURL"}));
+        if (auto* o = obj(*pm, {"otel"}))
+          out_pm->mutable_otel()->set_endpointurl(str(*o, {"endpointURL"}));
       }
     }
   if (auto* ms = at(d, {"spec", "methods"}); ms && ms->is_array())

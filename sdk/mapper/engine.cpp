@@ -111,26 +111,25 @@ class Engine::Publisher {
                                         std::to_string(p.port) + ": " + what + ": " + ec.message()};
     };
     stream.expires_after(p.timeout);
-    resolver.async_resolve(
-        p.host, std::to_string(p.port), [&](beast::error_code ec, auto results) {
-          if (ec) return fail("resolve", ec);
-          stream.async_connect(results, [&](beast::error_code ec2, auto) {
-            if (ec2) return fail("connect", ec2);
-            beast::http::async_write(stream, req, [&](beast::error_code ec3, size_t) {
-              if (ec3) return fail("write", ec3);
-              beast::http::async_read(stream, buf, res, [&](beast::error_code ec4, size_t) {
-                if (ec4) return fail("read", ec4);
-                int code = static_cast<int>(res.result_int());
-                result = code / 100 == 2 ? Status{}
-                                         : Status{Code::kUnavailable,
-                                                  "HTTP push to " + p.host + " answered " +
-                                                      std::to_string(code)};
-                beast::error_code ignored;
-                stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-              });
-            });
+    resolver.async_resolve(p.host, std::to_string(p.port), [&](beast::error_code ec, auto results) {
+      if (ec) return fail("resolve", ec);
+      stream.async_connect(results, [&](beast::error_code ec2, auto) {
+        if (ec2) return fail("connect", ec2);
+        beast::http::async_write(stream, req, [&](beast::error_code ec3, size_t) {
+          if (ec3) return fail("write", ec3);
+          beast::http::async_read(stream, buf, res, [&](beast::error_code ec4, size_t) {
+            if (ec4) return fail("read", ec4);
+            int code = static_cast<int>(res.result_int());
+            result = code / 100 == 2
+                         ? Status{}
+                         : Status{Code::kUnavailable,
+                                  "HTTP push to " + p.host + " answered " + std::to_string(code)};
+            beast::error_code ignored;
+            stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
           });
         });
+      });
+    });
     ioc.run_for(p.timeout + 100ms);
     return result;
   }
@@ -211,9 +210,9 @@ class Engine::Worker {
       if (p.desired) o["desired"] = *p.desired;
       props.push_back(std::move(o));
     }
-    json::object out{{"name", dev_.name},    {"namespace", dev_.ns},
-                     {"model", dev_.model},  {"protocol", dev_.protocol},
-                     {"state", state_},      {"properties", std::move(props)}};
+    json::object out{{"name", dev_.name},   {"namespace", dev_.ns},
+                     {"model", dev_.model}, {"protocol", dev_.protocol},
+                     {"state", state_},     {"properties", std::move(props)}};
     if (!reason_.empty()) out["reason"] = reason_;
     return out;
   }
@@ -488,8 +487,8 @@ void Engine::stop() {
 const json::value* Engine::model_for(const json::value& device) const {
   std::string ns = "default", model;
   if (auto* md = device.as_object().if_contains("metadata"); md && md->is_object())
-    if (auto* n = md->as_object().if_contains("namespace"); n && n->is_string() &&
-                                                            !n->as_string().empty())
+    if (auto* n = md->as_object().if_contains("namespace");
+        n && n->is_string() && !n->as_string().empty())
       ns = n->as_string();
   if (auto* spec = device.as_object().if_contains("spec"); spec && spec->is_object())
     if (auto* ref = spec->as_object().if_contains("deviceModelRef"); ref && ref->is_object())
@@ -577,7 +576,8 @@ void Engine::remove_device(const std::string& ns, const std::string& name) {
   log_->info("device {}/{} removed", ns, name);
 }
 
-void Engine::reset(const std::vector<json::value>& models, const std::vector<json::value>& devices) {
+void Engine::reset(const std::vector<json::value>& models,
+                   const std::vector<json::value>& devices) {
   std::set<std::string> keep;
   for (auto& d : devices) keep.insert(key_of(d));
   std::vector<std::pair<std::string, std::string>> gone;

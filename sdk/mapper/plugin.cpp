@@ -35,7 +35,8 @@ struct MapperPlugin::Impl : Uplink, std::enable_shared_from_this<Impl> {
   explicit Impl(MapperInfo i) : info(std::move(i)) {}
 
   Status send(std::string op, std::string resource, json::object content) {
-    auto m = make_message(ctx->name(), "dmi", std::move(op), std::move(resource), std::move(content));
+    auto m =
+        make_message(ctx->name(), "dmi", std::move(op), std::move(resource), std::move(content));
     return ctx->send(dmi, share(std::move(m)), 2s);
   }
 
@@ -60,8 +61,10 @@ struct MapperPlugin::Impl : Uplink, std::enable_shared_from_this<Impl> {
 
   void do_register() {
     if (stopped) return;
-    json::object me{{"name", info.name},         {"version", info.version},
-                    {"protocol", info.protocol}, {"api_version", "v1beta1"},
+    json::object me{{"name", info.name},
+                    {"version", info.version},
+                    {"protocol", info.protocol},
+                    {"api_version", "v1beta1"},
                     {"module", ctx->name()}};
     auto m = make_message(ctx->name(), "dmi", "register", "mapper/" + info.name, std::move(me));
     std::weak_ptr<Impl> weak = shared_from_this();
@@ -76,8 +79,8 @@ struct MapperPlugin::Impl : Uplink, std::enable_shared_from_this<Impl> {
         if (auto* a = o.if_contains("devices"); a && a->is_array())
           devices.assign(a->as_array().begin(), a->as_array().end());
         self->engine->reset(models, devices);
-        self->log->info("registered with {}: {} device(s), {} model(s)", self->dmi,
-                        devices.size(), models.size());
+        self->log->info("registered with {}: {} device(s), {} model(s)", self->dmi, devices.size(),
+                        models.size());
         return;
       }
       std::string why = !s ? s.message()

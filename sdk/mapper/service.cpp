@@ -83,8 +83,7 @@ struct DeviceService::Impl : std::enable_shared_from_this<Impl> {
         if (*answered) return;
         *answered = true;
         timer->cancel();
-        if (!s)
-          return x->reply(error(s.code() == Code::kNotFound ? 404 : 503, s.message()));
+        if (!s) return x->reply(error(s.code() == Code::kNotFound ? 404 : 503, s.message()));
         x->reply(reply(200, json::object{{"deviceName", name},
                                          {"deviceNamespace", ns},
                                          {"propertyName", r.property},

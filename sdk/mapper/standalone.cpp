@@ -167,7 +167,8 @@ class MapperService final : public pb::DeviceMapperService::Service {
 int run_standalone(int argc, char** argv, MapperInfo info) {
   std::string dmi_socket, socket, http, level, name;
   po::options_description opts("usage: " + std::string(argv[0]) + " [options]\n\n" + info.name +
-                               " (protocol " + info.protocol + "), a kedge mapper speaking DMI "
+                               " (protocol " + info.protocol +
+                               "), a kedge mapper speaking DMI "
                                "v1beta1\n\noptions");
   opts.add_options()("help,h", "show this help")("version", "print the version")(
       "dmi-socket", po::value(&dmi_socket)->default_value("/etc/kubeedge/dmi.sock"),

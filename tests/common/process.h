@@ -14,7 +14,8 @@ namespace kedge::testing {
 
 class Process {
  public:
-  Process(std::vector<std::string> argv, std::string log) : argv_(std::move(argv)), log_(std::move(log)) {
+  Process(std::vector<std::string> argv, std::string log)
+      : argv_(std::move(argv)), log_(std::move(log)) {
     start();
   }
   ~Process() { kill(SIGKILL); }

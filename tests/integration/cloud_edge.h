@@ -159,5 +159,4 @@ class CloudEdge : public ::testing::Test {
   std::unique_ptr<Harness> cloud_, edge_;
 };
 
-
 }  // namespace kedge

@@ -55,7 +55,8 @@ class Dmi : public CloudEdge {
   std::string dmi_socket() { return (root_ / "edge/data/dmi.sock").string(); }
 
   json::value get_device(const std::string& name) {
-    auto [code, d] = api("GET", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices/" + name);
+    auto [code, d] =
+        api("GET", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices/" + name);
     return code == 200 ? d : json::value();
   }
   std::string state(const std::string& name) {
@@ -66,16 +67,18 @@ class Dmi : public CloudEdge {
     return st && st->is_string() ? std::string(st->as_string()) : std::string();
   }
   void set_desired(const std::string& name, const std::string& v) {
-    ASSERT_EQ(api("PATCH", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices/" + name,
-                  json::parse(R"({"spec":{"properties":[
+    ASSERT_EQ(
+        api("PATCH", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices/" + name,
+            json::parse(R"({"spec":{"properties":[
                     {"name":"temperature","collectCycle":50000000,"reportCycle":100000000,"reportToCloud":true,
                      "visitors":{"protocolName":"virtual","configData":{"kind":"sine","min":20,"max":30,"period_s":5}}},
                     {"name":"setpoint","desired":{"value":")" +
-                              v + R"("},"collectCycle":50000000,"reportCycle":100000000,"reportToCloud":true,
+                        v +
+                        R"("},"collectCycle":50000000,"reportCycle":100000000,"reportToCloud":true,
                      "visitors":{"protocolName":"virtual","configData":{"kind":"actuator"}}}]}})"),
-                  "application/merge-patch+json")
-                  .first,
-              200);
+            "application/merge-patch+json")
+            .first,
+        200);
   }
   void create(const std::string& name, const std::string& kind = "sine") {
     ASSERT_EQ(api("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devicemodels",

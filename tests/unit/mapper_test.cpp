@@ -130,8 +130,8 @@ TEST(MapperDevice, ModelsAreChecked) {
   EXPECT_EQ(validate_model(bad).message(),
             "spec.properties[0].accessMode: 'rw' is not ReadOnly or ReadWrite");
   // v1alpha2's type blocks.
-  EXPECT_TRUE(validate_model(
-      json::parse(R"({"spec":{"properties":[{"name":"a","type":{"int":{"accessMode":"ReadOnly"}}}]}})")));
+  EXPECT_TRUE(validate_model(json::parse(
+      R"({"spec":{"properties":[{"name":"a","type":{"int":{"accessMode":"ReadOnly"}}}]}})")));
 }
 
 TEST(MapperDevice, AV1alpha2DeviceIsReadToo) {
@@ -326,7 +326,8 @@ struct Recorder : Uplink {
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    log_ = std::make_shared<spdlog::logger>("mapper-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    log_ = std::make_shared<spdlog::logger>("mapper-test",
+                                            std::make_shared<spdlog::sinks::null_sink_mt>());
     info_.name = "fake-mapper";
     info_.protocol = "fake";
     info_.factory = [f = fake_](const Device& d, std::unique_ptr<Driver>& out) {
@@ -399,9 +400,9 @@ TEST_F(EngineTest, CollectsReportsWritesAndRecovers) {
     std::lock_guard lk(up_.mu);
     EXPECT_NE(std::find(up_.states.begin() + 2, up_.states.end(), "unhealthy"), up_.states.end());
   }
-  EXPECT_GT(metrics_.counter("kedge_mapper_read_errors_total", "", {{"mapper", "fake-mapper"}})
-                .value(),
-            0u);
+  EXPECT_GT(
+      metrics_.counter("kedge_mapper_read_errors_total", "", {{"mapper", "fake-mapper"}}).value(),
+      0u);
   // Removed: its thread ends, nothing more is read.
   engine_->remove_device("default", "d1");
   EXPECT_TRUE(engine_->devices().empty());
@@ -425,8 +426,9 @@ TEST_F(EngineTest, ABadDeviceIsRefusedAndReportedUnhealthy) {
   EXPECT_EQ(connects(), 0);
 }
 
-std::pair<int, std::string> http_get(uint16_t port, const std::string& target,
-                                     boost::beast::http::verb verb = boost::beast::http::verb::get) {
+std::pair<int, std::string> http_get(
+    uint16_t port, const std::string& target,
+    boost::beast::http::verb verb = boost::beast::http::verb::get) {
   namespace beast = boost::beast;
   boost::asio::io_context ioc;
   beast::tcp_stream s(ioc);
@@ -463,9 +465,9 @@ TEST_F(EngineTest, DeviceAsAService) {
     EXPECT_EQ(json::parse(b2).at("value"), "30");  // read now, not the cached 20
     EXPECT_EQ(http_get(svc.port(), "/api/v1/device/default/nope").first, 404);
     EXPECT_EQ(http_get(svc.port(), "/api/v1/device/default/d1/humidity").first, 404);
-    EXPECT_EQ(http_get(svc.port(), "/api/v1/device/default/d1", boost::beast::http::verb::post)
-                  .first,
-              405);
+    EXPECT_EQ(
+        http_get(svc.port(), "/api/v1/device/default/d1", boost::beast::http::verb::post).first,
+        405);
     auto [c3, b3] = http_get(svc.port(), "/api/v1/ping");
     EXPECT_EQ(json::parse(b3).at("protocol"), "fake");
     auto [c4, b4] = http_get(svc.port(), "/metrics");

@@ -741,7 +741,8 @@ Response Api::handle(const Request& r) {
         }
       }
       if (!t.status)
-        if (auto causes = check_spec(res, next); !causes.empty()) return invalid(res, t.name, causes);
+        if (auto causes = check_spec(res, next); !causes.empty())
+          return invalid(res, t.name, causes);
       auto& fo = next.as_object();
       int64_t gen = generation_of(oo);
       fo["metadata"].as_object()["generation"] = spec_changed(fo, oo) ? gen + 1 : gen;

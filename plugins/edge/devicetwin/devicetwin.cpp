@@ -458,9 +458,9 @@ class DeviceTwin final : public kedge::Plugin {
       // report of a device then stands for all before it, and edgehub keeps
       // only that one while the cloud is slow or away.
       reports_->inc();
-      upstream("device/" + id + "/twin/edge_updated",
-               json::object{
-                   {"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", reported(id)}});
+      upstream("device/" + id + "/twin/edge_updated", json::object{{"event_id", kedge::new_uuid()},
+                                                                   {"timestamp", now_ms()},
+                                                                   {"twin", reported(id)}});
     }
     reply(m, twin_doc(id));
   }
@@ -472,8 +472,8 @@ class DeviceTwin final : public kedge::Plugin {
       if (t.actual.empty()) continue;
       json::object actual{{"value", t.actual}};
       if (auto md = parse_or_null(t.actual_meta); md.is_object()) actual["metadata"] = md;
-      out[name] = json::object{{"actual", std::move(actual)},
-                               {"metadata", json::object{{"type", t.type}}}};
+      out[name] =
+          json::object{{"actual", std::move(actual)}, {"metadata", json::object{{"type", t.type}}}};
     }
     return out;
   }

@@ -307,8 +307,8 @@ class Dmi final : public kedge::Plugin {
   // ---- the cache ----
   void load() {
     auto pending = std::make_shared<int>(2);
-    auto answer = [this, pending, alive = std::weak_ptr<int>(alive_)](
-                      const std::string& what, Status s, MessagePtr r) {
+    auto answer = [this, pending, alive = std::weak_ptr<int>(alive_)](const std::string& what,
+                                                                      Status s, MessagePtr r) {
       if (!alive.lock()) return;
       auto& into = what == "device" ? devices_ : models_;
       if (s && r && r->content.is_array()) {
@@ -368,7 +368,8 @@ class Dmi final : public kedge::Plugin {
   // cached device, which its mapper then gets.
   void on_desired(const MessagePtr& m) {
     std::string name = str(m->content, {"device"});
-    auto* desired = m->content.is_object() ? m->content.as_object().if_contains("desired") : nullptr;
+    auto* desired =
+        m->content.is_object() ? m->content.as_object().if_contains("desired") : nullptr;
     if (!desired || !desired->is_object()) return;
     for (auto& [k, d] : devices_) {
       if (str(d, {"metadata", "name"}) != name) continue;
@@ -401,8 +402,7 @@ class Dmi final : public kedge::Plugin {
     std::map<std::string, const json::value*> out;
     for (auto& [k, d] : devices_)
       if (kedge::mapper::protocol_of(d) == protocol)
-        if (auto it = models_.find(model_key(d)); it != models_.end())
-          out[it->first] = &it->second;
+        if (auto it = models_.find(model_key(d)); it != models_.end()) out[it->first] = &it->second;
     return out;
   }
 
@@ -434,8 +434,7 @@ class Dmi final : public kedge::Plugin {
     m.busy = true;
     calls_->inc();
     std::string text = obj.is_null() ? std::string() : json::serialize(obj);
-    auto done = [this, protocol = m.protocol, gen = m.generation, op, key,
-                 text](Status s) {
+    auto done = [this, protocol = m.protocol, gen = m.generation, op, key, text](Status s) {
       auto it = mappers_.find(protocol);
       if (it == mappers_.end() || it->second.generation != gen) return;  // re-registered
       Mapper& mp = it->second;
@@ -458,8 +457,8 @@ class Dmi final : public kedge::Plugin {
         (model ? mp.models : mp.devices)[key] = text;
         return sync(mp);
       }
-      auto delay = std::min<std::chrono::milliseconds>(500ms * (1 << std::min(mp.failures, 6)),
-                                                       30s);
+      auto delay =
+          std::min<std::chrono::milliseconds>(500ms * (1 << std::min(mp.failures, 6)), 30s);
       if (mp.failures++ % 10 == 0)
         log_->warn("mapper {} did not take {}: {}; retrying in {} ms", mp.name, key, s.message(),
                    delay.count());
@@ -480,17 +479,18 @@ class Dmi final : public kedge::Plugin {
     bool model = op == Op::kCreateModel || op == Op::kUpdateModel || op == Op::kRemoveModel;
     std::string resource =
         key.substr(0, slash) + (model ? "/devicemodel/" : "/device/") + key.substr(slash + 1);
-    std::string verb = op == Op::kRemove || op == Op::kRemoveModel             ? "delete"
+    std::string verb = op == Op::kRemove || op == Op::kRemoveModel     ? "delete"
                        : op == Op::kCreateModel || op == Op::kRegister ? "insert"
-                                                                               : "update";
+                                                                       : "update";
     auto msg = kedge::make_message(ctx_->name(), "dmi", verb, resource, obj);
-    ctx_->request(m.module, kedge::share(std::move(msg)), call_timeout_,
-                  [done = std::move(done)](Status s, MessagePtr r) {
-                    // A refusal is answered {"error": "..."}.
-                    if (s && r && r->content.is_object() && r->content.as_object().contains("error"))
-                      s = kedge::invalid_argument(str(r->content, {"error"}));
-                    done(s);
-                  });
+    ctx_->request(
+        m.module, kedge::share(std::move(msg)), call_timeout_,
+        [done = std::move(done)](Status s, MessagePtr r) {
+          // A refusal is answered {"error": "..."}.
+          if (s && r && r->content.is_object() && r->content.as_object().contains("error"))
+            s = kedge::invalid_argument(str(r->content, {"error"}));
+          done(s);
+        });
   }
 
   // Async gRPC: the result comes back on a gRPC thread and is posted here.
@@ -539,22 +539,20 @@ class Dmi final : public kedge::Plugin {
         pb::CreateDeviceModelRequest r;
         *r.mutable_model() = kedge::dmi::model_to_proto(obj);
         return grpc_call<pb::CreateDeviceModelRequest, pb::CreateDeviceModelResponse>(
-            m, std::move(r), static_cast<void (S::*)(grpc::ClientContext*,
-                                                     const pb::CreateDeviceModelRequest*,
-                                                     pb::CreateDeviceModelResponse*,
-                                                     std::function<void(grpc::Status)>)>(
-                                 &S::CreateDeviceModel),
+            m, std::move(r),
+            static_cast<void (S::*)(grpc::ClientContext*, const pb::CreateDeviceModelRequest*,
+                                    pb::CreateDeviceModelResponse*,
+                                    std::function<void(grpc::Status)>)>(&S::CreateDeviceModel),
             std::move(done));
       }
       case Op::kUpdateModel: {
         pb::UpdateDeviceModelRequest r;
         *r.mutable_model() = kedge::dmi::model_to_proto(obj);
         return grpc_call<pb::UpdateDeviceModelRequest, pb::UpdateDeviceModelResponse>(
-            m, std::move(r), static_cast<void (S::*)(grpc::ClientContext*,
-                                                     const pb::UpdateDeviceModelRequest*,
-                                                     pb::UpdateDeviceModelResponse*,
-                                                     std::function<void(grpc::Status)>)>(
-                                 &S::UpdateDeviceModel),
+            m, std::move(r),
+            static_cast<void (S::*)(grpc::ClientContext*, const pb::UpdateDeviceModelRequest*,
+                                    pb::UpdateDeviceModelResponse*,
+                                    std::function<void(grpc::Status)>)>(&S::UpdateDeviceModel),
             std::move(done));
       }
       case Op::kRemoveModel: {
@@ -562,33 +560,30 @@ class Dmi final : public kedge::Plugin {
         r.set_modelname(name);
         r.set_modelnamespace(ns);
         return grpc_call<pb::RemoveDeviceModelRequest, pb::RemoveDeviceModelResponse>(
-            m, std::move(r), static_cast<void (S::*)(grpc::ClientContext*,
-                                                     const pb::RemoveDeviceModelRequest*,
-                                                     pb::RemoveDeviceModelResponse*,
-                                                     std::function<void(grpc::Status)>)>(
-                                 &S::RemoveDeviceModel),
+            m, std::move(r),
+            static_cast<void (S::*)(grpc::ClientContext*, const pb::RemoveDeviceModelRequest*,
+                                    pb::RemoveDeviceModelResponse*,
+                                    std::function<void(grpc::Status)>)>(&S::RemoveDeviceModel),
             std::move(done));
       }
       case Op::kRegister: {
         pb::RegisterDeviceRequest r;
         *r.mutable_device() = kedge::dmi::device_to_proto(obj);
         return grpc_call<pb::RegisterDeviceRequest, pb::RegisterDeviceResponse>(
-            m, std::move(r), static_cast<void (S::*)(grpc::ClientContext*,
-                                                     const pb::RegisterDeviceRequest*,
-                                                     pb::RegisterDeviceResponse*,
-                                                     std::function<void(grpc::Status)>)>(
-                                 &S::RegisterDevice),
+            m, std::move(r),
+            static_cast<void (S::*)(grpc::ClientContext*, const pb::RegisterDeviceRequest*,
+                                    pb::RegisterDeviceResponse*,
+                                    std::function<void(grpc::Status)>)>(&S::RegisterDevice),
             std::move(done));
       }
       case Op::kUpdate: {
         pb::UpdateDeviceRequest r;
         *r.mutable_device() = kedge::dmi::device_to_proto(obj);
         return grpc_call<pb::UpdateDeviceRequest, pb::UpdateDeviceResponse>(
-            m, std::move(r), static_cast<void (S::*)(grpc::ClientContext*,
-                                                     const pb::UpdateDeviceRequest*,
-                                                     pb::UpdateDeviceResponse*,
-                                                     std::function<void(grpc::Status)>)>(
-                                 &S::UpdateDevice),
+            m, std::move(r),
+            static_cast<void (S::*)(grpc::ClientContext*, const pb::UpdateDeviceRequest*,
+                                    pb::UpdateDeviceResponse*, std::function<void(grpc::Status)>)>(
+                &S::UpdateDevice),
             std::move(done));
       }
       case Op::kRemove: {
@@ -596,11 +591,10 @@ class Dmi final : public kedge::Plugin {
         r.set_devicename(name);
         r.set_devicenamespace(ns);
         return grpc_call<pb::RemoveDeviceRequest, pb::RemoveDeviceResponse>(
-            m, std::move(r), static_cast<void (S::*)(grpc::ClientContext*,
-                                                     const pb::RemoveDeviceRequest*,
-                                                     pb::RemoveDeviceResponse*,
-                                                     std::function<void(grpc::Status)>)>(
-                                 &S::RemoveDevice),
+            m, std::move(r),
+            static_cast<void (S::*)(grpc::ClientContext*, const pb::RemoveDeviceRequest*,
+                                    pb::RemoveDeviceResponse*, std::function<void(grpc::Status)>)>(
+                &S::RemoveDevice),
             std::move(done));
       }
     }
@@ -615,8 +609,8 @@ class Dmi final : public kedge::Plugin {
       rejected_->inc();
       return reply(m, kedge::new_response(*m, json::object{{"error", "protocol is required"}}));
     }
-    Mapper& mp = add_mapper(str(m->content, {"name"}), protocol, str(m->content, {"version"}), "",
-                            module);
+    Mapper& mp =
+        add_mapper(str(m->content, {"name"}), protocol, str(m->content, {"version"}), "", module);
     // It is told its devices in the answer.
     json::array models, devices;
     for (auto& [k, v] : wanted_models(protocol)) {
@@ -629,8 +623,8 @@ class Dmi final : public kedge::Plugin {
     }
     log_->info("mapper plugin {} registered for protocol {} ({} device(s))", module, protocol,
                devices.size());
-    reply(m, kedge::new_response(*m, json::object{{"models", std::move(models)},
-                                                  {"devices", std::move(devices)}}));
+    reply(m, kedge::new_response(
+                 *m, json::object{{"models", std::move(models)}, {"devices", std::move(devices)}}));
     if (!loaded_) mp.devices.clear(), mp.models.clear();  // loaded() syncs it
   }
 
@@ -643,8 +637,7 @@ class Dmi final : public kedge::Plugin {
     auto done = [this, name](Status s) {
       if (!s) log_->debug("report on {} refused: {}", name, s.message());
     };
-    if (m->route.operation == "state")
-      return state(ns, name, str(m->content, {"state"}), done);
+    if (m->route.operation == "state") return state(ns, name, str(m->content, {"state"}), done);
     report(ns, name, m->content, done);
   }
 
@@ -654,7 +647,8 @@ class Dmi final : public kedge::Plugin {
     (void)ctx_->respond(kedge::share(std::move(r)));
   }
 
-  void to_twin(const std::string& resource, json::object content, std::function<void(Status)> done) {
+  void to_twin(const std::string& resource, json::object content,
+               std::function<void(Status)> done) {
     auto msg = kedge::make_message(ctx_->name(), "twin", "update", resource, std::move(content));
     ctx_->request("twin", kedge::share(std::move(msg)), 10s,
                   [done = std::move(done)](Status s, MessagePtr r) {
@@ -718,9 +712,8 @@ grpc::Status ManagerService::MapperRegister(grpc::ServerContext*,
                                             pb::MapperRegisterResponse* resp) {
   // The answer is built on the strand into a copy, then handed over.
   auto out = std::make_shared<pb::MapperRegisterResponse>();
-  grpc::Status s = on_strand(dmi_, [this, req, out](auto done) {
-    done(dmi_.register_mapper(*req, out.get()));
-  });
+  grpc::Status s =
+      on_strand(dmi_, [this, req, out](auto done) { done(dmi_.register_mapper(*req, out.get())); });
   if (s.ok()) resp->Swap(out.get());
   return s;
 }
@@ -728,18 +721,19 @@ grpc::Status ManagerService::MapperRegister(grpc::ServerContext*,
 grpc::Status ManagerService::ReportDeviceStatus(grpc::ServerContext*,
                                                 const pb::ReportDeviceStatusRequest* req,
                                                 pb::ReportDeviceStatusResponse*) {
-  if (req->devicename().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "deviceName is required"};
+  if (req->devicename().empty())
+    return {grpc::StatusCode::INVALID_ARGUMENT, "deviceName is required"};
   json::object status = kedge::dmi::status_to_json(req->reporteddevice());
   std::string ns = ns_or_default(req->devicenamespace()), name = req->devicename();
-  return on_strand(dmi_, [this, ns, name, status](auto done) {
-    dmi_.report(ns, name, status, done);
-  });
+  return on_strand(dmi_,
+                   [this, ns, name, status](auto done) { dmi_.report(ns, name, status, done); });
 }
 
 grpc::Status ManagerService::ReportDeviceStates(grpc::ServerContext*,
                                                 const pb::ReportDeviceStatesRequest* req,
                                                 pb::ReportDeviceStatesResponse*) {
-  if (req->devicename().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "deviceName is required"};
+  if (req->devicename().empty())
+    return {grpc::StatusCode::INVALID_ARGUMENT, "deviceName is required"};
   std::string ns = ns_or_default(req->devicenamespace()), name = req->devicename(),
               st = req->state();
   return on_strand(dmi_, [this, ns, name, st](auto done) { dmi_.state(ns, name, st, done); });
@@ -748,8 +742,8 @@ grpc::Status ManagerService::ReportDeviceStates(grpc::ServerContext*,
 constexpr kedge::ConfigKey kConfig[] = {
     {"socket", kedge::ConfigType::kString, "\"/etc/kubeedge/dmi.sock\"",
      "Unix socket of DeviceManagerService (relative: under data_dir).", false},
-    {"call_timeout_ms", kedge::ConfigType::kInteger, "5000",
-     "Deadline of each call to a mapper.", false},
+    {"call_timeout_ms", kedge::ConfigType::kInteger, "5000", "Deadline of each call to a mapper.",
+     false},
 };
 constexpr const char* kDeps[] = {"twin"};
 

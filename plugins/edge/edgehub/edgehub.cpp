@@ -610,9 +610,11 @@ class EdgeHub final : public kedge::Plugin {
     const std::string& r = m.route.resource;
     // A device's reported values (each report carries all of them) and state.
     auto ends_with = [&](std::string_view suffix) {
-      return r.size() > suffix.size() && r.compare(r.size() - suffix.size(), suffix.size(), suffix) == 0;
+      return r.size() > suffix.size() &&
+             r.compare(r.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
-    if (r.rfind("device/", 0) == 0 && (ends_with("/twin/edge_updated") || ends_with("/state/update")))
+    if (r.rfind("device/", 0) == 0 &&
+        (ends_with("/twin/edge_updated") || ends_with("/state/update")))
       return r;
     size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
     if (b == std::string::npos) return {};

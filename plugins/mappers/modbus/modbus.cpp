@@ -97,8 +97,8 @@ class ModbusDriver final : public kedge::mapper::Driver {
     if (!ctx_) return {Code::kUnavailable, "not connected"};
     const Visitor& v = visitors_.at(p.name);
     double value = 0;
-    if (Status s = kedge::mapper::parse_number(text, p.type == "boolean" ? "boolean" : "double",
-                                               value);
+    if (Status s =
+            kedge::mapper::parse_number(text, p.type == "boolean" ? "boolean" : "double", value);
         !s)
       return s;
     if (v.table == Visitor::Table::kCoil) {
@@ -141,9 +141,9 @@ Status make_driver(const Device& d, std::unique_ptr<kedge::mapper::Driver>& out)
   for (auto& p : d.properties) {
     Fields f(p.visitor, "property '" + p.name + "' visitors.configData");
     Visitor v;
-    std::string table = f.one_of("register", "",
-                                 {"HoldingRegister", "InputRegister", "CoilRegister",
-                                  "DiscreteInputRegister"});
+    std::string table =
+        f.one_of("register", "",
+                 {"HoldingRegister", "InputRegister", "CoilRegister", "DiscreteInputRegister"});
     v.table = table == "CoilRegister"            ? Visitor::Table::kCoil
               : table == "DiscreteInputRegister" ? Visitor::Table::kDiscreteInput
               : table == "InputRegister"         ? Visitor::Table::kInput
@@ -175,7 +175,8 @@ Status make_driver(const Device& d, std::unique_ptr<kedge::mapper::Driver>& out)
 }
 
 kedge::mapper::MapperInfo modbus_mapper() {
-  return {.name = "modbus-mapper", .protocol = "modbus", .version = "0.1.0", .factory = make_driver};
+  return {
+      .name = "modbus-mapper", .protocol = "modbus", .version = "0.1.0", .factory = make_driver};
 }
 
 }  // namespace

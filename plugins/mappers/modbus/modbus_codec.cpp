@@ -35,9 +35,7 @@ Status decode(const Visitor& v, const std::vector<uint16_t>& in, double& out) {
   int bits = 16 * v.limit;
   double raw = 0;
   switch (v.format) {
-    case Format::kUint:
-      raw = static_cast<double>(x);
-      break;
+    case Format::kUint: raw = static_cast<double>(x); break;
     case Format::kInt:
       if (bits < 64 && (x >> (bits - 1)) & 1) x |= ~0ULL << bits;  // sign-extend
       raw = static_cast<double>(static_cast<int64_t>(x));

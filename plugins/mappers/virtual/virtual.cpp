@@ -43,8 +43,7 @@ class VirtualDriver final : public kedge::mapper::Driver {
     auto& s = signals_.at(p.name);
     double v = s.value;
     if (s.kind == "sine") {
-      double t = std::chrono::duration<double>(
-                     std::chrono::system_clock::now().time_since_epoch())
+      double t = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
                      .count();
       v = s.min + (s.max - s.min) * (0.5 + 0.5 * std::sin(2 * M_PI * t / s.period_s));
     } else if (s.kind == "random") {
@@ -105,10 +104,8 @@ Status make_driver(const Device& d, std::unique_ptr<kedge::mapper::Driver>& out)
 }
 
 kedge::mapper::MapperInfo virtual_mapper() {
-  return {.name = "virtual-mapper",
-          .protocol = "virtual",
-          .version = "0.1.0",
-          .factory = make_driver};
+  return {
+      .name = "virtual-mapper", .protocol = "virtual", .version = "0.1.0", .factory = make_driver};
 }
 
 }  // namespace

@@ -51,8 +51,8 @@ inline constexpr ConfigKey kMapperPluginConfig[] = {
      "The module that hands this mapper its devices (kedge's dmi plugin).", false},
     {"http_address", ConfigType::kString, "\"\"",
      "Device-as-a-Service: host:port of the mapper's HTTP API (empty: not served).", false},
-    {"health_cycle_ms", ConfigType::kInteger, "5000",
-     "How often each device's health is checked.", false},
+    {"health_cycle_ms", ConfigType::kInteger, "5000", "How often each device's health is checked.",
+     false},
 };
 inline constexpr const char* kMapperPluginDependencies[] = {"dmi"};
 
@@ -62,21 +62,20 @@ inline constexpr const char* kMapperPluginDependencies[] = {"dmi"};
 #define KEDGE_MAPPER(INFO_FN, DESCRIPTION) \
   int main(int argc, char** argv) { return ::kedge::mapper::run_standalone(argc, argv, INFO_FN()); }
 #else
-#define KEDGE_MAPPER(INFO_FN, DESCRIPTION)                                                 \
-  namespace {                                                                              \
-  class KedgeMapperPlugin final : public ::kedge::mapper::MapperPlugin {                   \
-   public:                                                                                 \
-    KedgeMapperPlugin() : MapperPlugin(INFO_FN()) {}                                       \
-  };                                                                                       \
-  const ::kedge::mapper::MapperInfo& kedge_mapper_info() {                                 \
-    static const ::kedge::mapper::MapperInfo kedge_info_ = INFO_FN();                      \
-    return kedge_info_;                                                                    \
-  }                                                                                        \
-  }                                                                                        \
-  KEDGE_PLUGIN(KedgeMapperPlugin,                                                          \
-               {.name = kedge_mapper_info().name.c_str(),                                  \
-                .version = kedge_mapper_info().version.c_str(),                            \
-                .description = DESCRIPTION,                                                \
-                .config = ::kedge::mapper::kMapperPluginConfig,                            \
-                .dependencies = ::kedge::mapper::kMapperPluginDependencies})
+#define KEDGE_MAPPER(INFO_FN, DESCRIPTION)                                         \
+  namespace {                                                                      \
+  class KedgeMapperPlugin final : public ::kedge::mapper::MapperPlugin {           \
+   public:                                                                         \
+    KedgeMapperPlugin() : MapperPlugin(INFO_FN()) {}                               \
+  };                                                                               \
+  const ::kedge::mapper::MapperInfo& kedge_mapper_info() {                         \
+    static const ::kedge::mapper::MapperInfo kedge_info_ = INFO_FN();              \
+    return kedge_info_;                                                            \
+  }                                                                                \
+  }                                                                                \
+  KEDGE_PLUGIN(KedgeMapperPlugin, {.name = kedge_mapper_info().name.c_str(),       \
+                                   .version = kedge_mapper_info().version.c_str(), \
+                                   .description = DESCRIPTION,                     \
+                                   .config = ::kedge::mapper::kMapperPluginConfig, \
+                                   .dependencies = ::kedge::mapper::kMapperPluginDependencies})
 #endif
