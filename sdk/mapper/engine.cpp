@@ -519,7 +519,6 @@ Status Engine::start_device(const std::string& key, Entry& e, const json::value*
 Status Engine::upsert_model(const json::value& model) {
   if (!model.is_object()) return invalid_argument("a DeviceModel must be a JSON object");
   std::string key = key_of(model);
-  std::vector<std::unique_ptr<Worker>> old;
   std::lock_guard lk(mu_);
   auto it = models_.find(key);
   if (it != models_.end() && json::serialize(it->second) == json::serialize(model)) return {};
@@ -527,8 +526,7 @@ Status Engine::upsert_model(const json::value& model) {
   // Devices of this model start over with its types and access modes.
   for (auto& [dkey, e] : devices_)
     if (model_for(e.object) == &models_[key]) {
-      old.push_back(std::move(e.worker));
-      old.back().reset();
+      e.worker.reset();  // joins its thread
       (void)start_device(dkey, e, &models_[key]);
     }
   return {};

@@ -31,6 +31,7 @@
 #include <future>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "dmi/v1beta1/api.grpc.pb.h"
 #include "dmi_convert.h"
@@ -178,9 +179,18 @@ class Dmi final : public kedge::Plugin {
     stopping_ = true;
     for (auto& [p, m] : mappers_)
       if (m.retry) m.retry->cancel();
+    // Calls in flight end now; their callbacks must be done before this
+    // plugin goes (they post to it only while alive_ is).
     {
-      std::lock_guard lk(calls_mu_);
-      for (auto* c : in_flight_) c->TryCancel();
+      std::lock_guard lk(calls_state_->mu);
+      for (auto* c : calls_state_->in_flight) c->TryCancel();
+    }
+    for (int i = 0; i < 200; ++i) {
+      {
+        std::lock_guard lk(calls_state_->mu);
+        if (calls_state_->in_flight.empty()) break;
+      }
+      std::this_thread::sleep_for(10ms);
     }
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 1s);
     server_.reset();
@@ -505,19 +515,19 @@ class Dmi final : public kedge::Plugin {
     c->req = std::move(req);
     c->ctx.set_deadline(std::chrono::system_clock::now() + call_timeout_);
     {
-      std::lock_guard lk(calls_mu_);
-      in_flight_.insert(&c->ctx);
+      std::lock_guard lk(calls_state_->mu);
+      calls_state_->in_flight.insert(&c->ctx);
     }
     auto ex = ctx_->executor();
     std::weak_ptr<int> alive = alive_;
     (m.stub->async()->*method)(
         &c->ctx, &c->req, &c->resp,
-        [this, c, ex, alive, done = std::move(done)](grpc::Status gs) mutable {
+        [calls = calls_state_, c, ex, alive, done = std::move(done)](grpc::Status gs) mutable {
           {
-            std::lock_guard lk(calls_mu_);
-            in_flight_.erase(&c->ctx);
+            std::lock_guard lk(calls->mu);
+            calls->in_flight.erase(&c->ctx);
           }
-          boost::asio::post(ex, [this, alive, gs, done = std::move(done)] {
+          boost::asio::post(ex, [alive, gs, done = std::move(done)] {
             if (!alive.lock()) return;
             if (gs.ok()) return done({});
             Code code = gs.error_code() == grpc::StatusCode::INVALID_ARGUMENT
@@ -680,8 +690,11 @@ class Dmi final : public kedge::Plugin {
   std::vector<MessagePtr> early_;
   std::unique_ptr<ManagerService> service_;
   std::unique_ptr<grpc::Server> server_;
-  std::mutex calls_mu_;
-  std::set<grpc::ClientContext*> in_flight_;
+  struct Calls {
+    std::mutex mu;
+    std::set<grpc::ClientContext*> in_flight;
+  };
+  std::shared_ptr<Calls> calls_state_ = std::make_shared<Calls>();
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   kedge::Gauge* mappers_gauge_ = nullptr;
   kedge::Counter *calls_ = nullptr, *call_errors_ = nullptr, *reports_ = nullptr,
@@ -711,9 +724,10 @@ grpc::Status ManagerService::MapperRegister(grpc::ServerContext*,
                                             const pb::MapperRegisterRequest* req,
                                             pb::MapperRegisterResponse* resp) {
   // The answer is built on the strand into a copy, then handed over.
+  // Built on the strand into a copy (the call may give up waiting first).
   auto out = std::make_shared<pb::MapperRegisterResponse>();
-  grpc::Status s =
-      on_strand(dmi_, [this, req, out](auto done) { done(dmi_.register_mapper(*req, out.get())); });
+  grpc::Status s = on_strand(
+      dmi_, [this, req = *req, out](auto done) { done(dmi_.register_mapper(req, out.get())); });
   if (s.ok()) resp->Swap(out.get());
   return s;
 }
