@@ -100,6 +100,7 @@ struct MapperPlugin::Impl : Uplink, std::enable_shared_from_this<Impl> {
     const std::string& r = m->route.resource;
     const std::string& op = m->route.operation;
     if (op == "register") return do_register();  // dmi asks again (it restarted)
+    if (op == "query") return query(m);
     size_t a = r.find('/');
     size_t b = a == std::string::npos ? a : r.find('/', a + 1);
     if (b == std::string::npos) return reply(m, invalid_argument("bad resource " + r));
@@ -119,6 +120,32 @@ struct MapperPlugin::Impl : Uplink, std::enable_shared_from_this<Impl> {
       s = invalid_argument("unknown resource type " + type);
     }
     reply(m, s);
+  }
+
+  // "<ns>/<name>": the device and its last readings, as GetDevice answers.
+  void query(const MessagePtr& m) {
+    const std::string& r = m->route.resource;
+    size_t slash = r.find('/');
+    std::string ns = r.substr(0, slash),
+                name = slash == std::string::npos ? "" : r.substr(slash + 1);
+    json::value obj = engine->device_object(ns, name);
+    auto snap = engine->snapshot(ns, name);
+    if (obj.is_null() || !snap) return reply(m, not_found("no device " + r));
+    json::array twins;
+    if (auto* ps = snap->if_contains("properties"); ps && ps->is_array())
+      for (auto& p : ps->as_array())
+        if (auto* v = p.as_object().if_contains("value"))
+          twins.push_back(json::object{
+              {"propertyName", p.at("name")},
+              {"reported",
+               json::object{{"value", *v},
+                            {"metadata",
+                             json::object{{"type", p.at("type")},
+                                          {"timestamp", json::serialize(p.at("timestamp"))}}}}}});
+    Message a =
+        new_response(*m, json::object{{"device", obj}, {"status", json::object{{"twins", twins}}}});
+    a.route.source = ctx->name();
+    (void)ctx->respond(share(std::move(a)));
   }
 
   void reply(const MessagePtr& m, const Status& s) {

@@ -8,7 +8,7 @@
 #    registers the device, and the temperature in its input register shows
 #    in `kedge get device -o yaml` (and `kedge get devices`);
 #  * the desired setpoint is written to the holding register, and again when
-#    it changes;
+#    it changes; the desired heater state to a coil;
 #  * each reading is published to the broker, where mosquitto_sub gets it;
 #  * the mapper is killed and restarted: it registers again and resumes;
 #  * the Modbus device goes away: the device turns unhealthy, and online
@@ -121,6 +121,7 @@ spec:
   properties:
   - {name: temperature, type: FLOAT, accessMode: ReadOnly, unit: celsius}
   - {name: setpoint, type: INT, accessMode: ReadWrite}
+  - {name: heater, type: BOOLEAN, accessMode: ReadWrite}
 ---
 apiVersion: devices.kubeedge.io/v1beta1
 kind: Device
@@ -150,6 +151,12 @@ spec:
     visitors:
       protocolName: modbus
       configData: {register: HoldingRegister, offset: 1}
+  - name: heater
+    desired: {value: "true"}
+    reportToCloud: true
+    visitors:
+      protocolName: modbus
+      configData: {register: CoilRegister, offset: 2}
 YAML
 }
 device_yaml 25 >"$work/device.yaml"
@@ -174,6 +181,8 @@ wait_for "the device online" state_is online
 # The desired value is in the holding register.
 wait_for "setpoint 25 written to the register" grep -q "write holding 1 25" "$work/modbus.log"
 wait_for "setpoint 25 reported" reported setpoint 25
+wait_for "the heater's coil switched on" grep -q "write coil 2 1" "$work/modbus.log"
+wait_for "heater true reported" reported heater true
 # Readings on MQTT.
 timeout 10 mosquitto_sub -h 127.0.0.1 -p "$mqtt" -t kedge/thermostat-1/temperature -C 1 \
   >"$work/mqtt.out" 2>&1 || fail "no reading on MQTT: $(cat "$work/mqtt.out")"

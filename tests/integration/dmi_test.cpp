@@ -111,6 +111,15 @@ TEST_F(Dmi, AMapperPluginRunsItsDevicesFromTheCloud) {
   // A new desired value is written and read back.
   set_desired("sim-1", "30");
   EXPECT_TRUE(Harness::eventually([&] { return reported("sim-1", "setpoint") == "30"; }, 15s));
+  // The edge asks the mapper plugin for the device as it has it now.
+  auto [qs, live] =
+      edge_->request("dmi", make_message("test", "dmi", "query", "device/default/sim-1"), 5s);
+  ASSERT_TRUE(qs);
+  EXPECT_EQ(live->content.at("device").at("metadata").at("name"), "sim-1");
+  EXPECT_EQ(live->content.at("status").at("twins").as_array().size(), 2u);
+  auto [q2, none] =
+      edge_->request("dmi", make_message("test", "dmi", "query", "device/default/nope"), 5s);
+  EXPECT_EQ(none->content.at("error"), "no device default/nope on this node");
   // A device the mapper cannot run is reported unhealthy, the rest go on.
   ASSERT_EQ(api("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices",
                 json::parse(device("sim-bad", "virtual", "lava", "1")))
@@ -177,6 +186,12 @@ TEST_F(Dmi, AStandaloneMapperOverGrpcSurvivesKillsAndEdgeRestarts) {
       << json::serialize(get_device("sim-2"));
   EXPECT_TRUE(Harness::eventually([&] { return reported("sim-2", "setpoint") == "25"; }, 15s));
   EXPECT_TRUE(Harness::eventually([&] { return state("sim-2") == "online"; }, 15s));
+  // The edge asks the mapper (GetDevice) for the device as it has it now.
+  auto [qs, live] =
+      edge_->request("dmi", make_message("test", "dmi", "query", "device/default/sim-2"), 5s);
+  ASSERT_TRUE(qs);
+  EXPECT_EQ(live->content.at("device").at("metadata").at("name"), "sim-2");
+  EXPECT_EQ(live->content.at("status").at("twins").as_array().size(), 2u);
   // Device-as-a-Service.
   auto [code, body] = http_get(http, "/api/v1/device/default/sim-2");
   ASSERT_EQ(code, 200) << body;

@@ -14,6 +14,8 @@
 //   with a deadline; a failed call is retried with back-off (0.5 s to 30 s),
 //   so a mapper that disconnects mid-call gets the rest once it is back.
 //   Registration with withData answers with the mapper's devices and models.
+// * A query for "device/<ns>/<name>" asks the device's mapper (GetDevice)
+//   and answers with the device and its readings as the mapper has them.
 // * Reports become twin updates (device/<name>/twin/update,
 //   device/<name>/state/update): stored by the twin and sent to the cloud
 //   through edgehub's outbox. The twin's verdict (404 unknown device, 400
@@ -204,6 +206,7 @@ class Dmi final : public kedge::Plugin {
     if (op == "register") return register_local(m);
     if (op == "report" || op == "state") return local_report(m);
     if (op == "desired") return on_desired(m);
+    if (op == "query") return live(m);
     if (op == "insert" || op == "update" || op == "delete") {
       if (!loaded_) return early_.push_back(m);
       return apply(m);
@@ -506,6 +509,12 @@ class Dmi final : public kedge::Plugin {
   // Async gRPC: the result comes back on a gRPC thread and is posted here.
   template <class Req, class Resp, class Fn>
   void grpc_call(Mapper& m, Req req, Fn method, std::function<void(Status)> done) {
+    grpc_call<Req, Resp>(m, std::move(req), method,
+                         std::function<void(Status, const Resp&)>(
+                             [done = std::move(done)](Status s, const Resp&) { done(s); }));
+  }
+  template <class Req, class Resp, class Fn>
+  void grpc_call(Mapper& m, Req req, Fn method, std::function<void(Status, const Resp&)> done) {
     struct Call {
       grpc::ClientContext ctx;
       Req req;
@@ -527,14 +536,16 @@ class Dmi final : public kedge::Plugin {
             std::lock_guard lk(calls->mu);
             calls->in_flight.erase(&c->ctx);
           }
-          boost::asio::post(ex, [alive, gs, done = std::move(done)] {
+          boost::asio::post(ex, [alive, gs, c, done = std::move(done)] {
             if (!alive.lock()) return;
-            if (gs.ok()) return done({});
+            if (gs.ok()) return done({}, c->resp);
             Code code = gs.error_code() == grpc::StatusCode::INVALID_ARGUMENT
                             ? Code::kInvalidArgument
-                            : Code::kUnavailable;
+                        : gs.error_code() == grpc::StatusCode::NOT_FOUND ? Code::kNotFound
+                                                                         : Code::kUnavailable;
             done({code, gs.error_message().empty() ? "gRPC code " + std::to_string(gs.error_code())
-                                                   : gs.error_message()});
+                                                   : gs.error_message()},
+                 c->resp);
           });
         });
   }
@@ -608,6 +619,53 @@ class Dmi final : public kedge::Plugin {
             std::move(done));
       }
     }
+  }
+
+  // A device as its mapper has it now (GetDevice): query
+  // "device/<ns>/<name>" -> {"device": {...}, "status": {"twins": [...]}}
+  // or {"error": "..."}.
+  void live(const MessagePtr& m) {
+    const std::string& r = m->route.resource;
+    auto fail = [&](const std::string& why) {
+      reply(m, kedge::new_response(*m, json::object{{"error", why}}));
+    };
+    if (r.rfind("device/", 0) != 0) return fail("query device/<namespace>/<name>");
+    std::string key = r.substr(7);
+    auto d = devices_.find(key);
+    if (d == devices_.end()) return fail("no device " + key + " on this node");
+    std::string protocol = kedge::mapper::protocol_of(d->second);
+    auto mp = mappers_.find(protocol);
+    if (mp == mappers_.end())
+      return fail("no mapper for protocol '" + protocol + "' has registered");
+    if (!mp->second.module.empty()) {  // a plugin answers the query itself
+      Message q = kedge::make_message(ctx_->name(), "dmi", "query", key, nullptr);
+      return ctx_->request(
+          mp->second.module, kedge::share(std::move(q)), call_timeout_,
+          [this, m](Status s, MessagePtr a) {
+            if (!s) return reply(m, kedge::new_response(*m, json::object{{"error", s.message()}}));
+            reply(m, kedge::new_response(*m, a->content));
+          });
+    }
+    pb::GetDeviceRequest req;
+    size_t slash = key.find('/');
+    req.set_devicenamespace(key.substr(0, slash));
+    req.set_devicename(key.substr(slash + 1));
+    using S = pb::DeviceMapperService::Stub::async_interface;
+    grpc_call<pb::GetDeviceRequest, pb::GetDeviceResponse>(
+        mp->second, std::move(req),
+        static_cast<void (S::*)(grpc::ClientContext*, const pb::GetDeviceRequest*,
+                                pb::GetDeviceResponse*, std::function<void(grpc::Status)>)>(
+            &S::GetDevice),
+        std::function<void(Status, const pb::GetDeviceResponse&)>(
+            [this, m](Status s, const pb::GetDeviceResponse& resp) {
+              if (!s)
+                return reply(m, kedge::new_response(*m, json::object{{"error", s.message()}}));
+              reply(m,
+                    kedge::new_response(
+                        *m, json::object{
+                                {"device", kedge::dmi::device_from_proto(resp.device())},
+                                {"status", kedge::dmi::status_to_json(resp.device().status())}}));
+            }));
   }
 
   // ---- mapper plugins in this agent ----
