@@ -27,8 +27,8 @@
 
 #include "kedge/json_codec.h"
 
-#include "kedge/net.h"
-#include "kedge/pki.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 
 namespace {
 

@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
           "\"\nmessage_qps = " + std::to_string(qps) +
           "\nmessage_burst = " + std::to_string(2 * qps) +
           "\n[[plugin]]\nname = \"metamanager\"\n[[plugin]]\nname = \"twin\"\n[[plugin]]\nname = "
-          "\"dmi\"\n[plugin.config]\nsocket = \"dmi.sock\"\n[[plugin]]\nname = \"modbus-mapper\"\n",
+          "\"dmi\"\n[[plugin]]\nname = \"dmi-grpc\"\n[plugin.config]\nsocket = \"dmi.sock\"\n"
+          "[[plugin]]\nname = \"modbus-mapper\"\n",
       e.root / "edge");
   if (!e.edge->start()) return std::fprintf(stderr, "edge did not start\n"), 1;
   if (!Harness::eventually(

@@ -22,7 +22,7 @@
 #include <sstream>
 
 #include "kedge/core/manifest.h"
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 #include "resources.h"
 #include "yaml.h"
 

@@ -11,7 +11,7 @@
 #include "client.h"
 #include "kedge/core/manifest.h"
 #include "kedge/export.h"
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 #include "mapper_new.h"
 
 namespace fs = std::filesystem;

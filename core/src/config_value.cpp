@@ -1,5 +1,6 @@
 #include "config_value.h"
 
+#include <cmath>
 #include <sstream>
 
 namespace kedge::core {
@@ -45,6 +46,24 @@ bj::value toml_to_json(const toml::node& n) {
   }
 }
 
+namespace {
+
+std::string number_text(double v) {
+  if (std::nearbyint(v) == v && std::fabs(v) < 9e15) return std::to_string(static_cast<int64_t>(v));
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+bool in_range(const ConfigKey& key, double v, std::string& err) {
+  if (!(key.max > key.min) || (v >= key.min && v <= key.max)) return true;
+  err = number_text(v) + " is out of range [" + number_text(key.min) + ", " + number_text(key.max) +
+        "]";
+  return false;
+}
+
+}  // namespace
+
 std::optional<bj::value> convert_config_value(const ConfigKey& key, const toml::node& n,
                                               std::string& err) {
   auto mismatch = [&](const char* got) {
@@ -56,10 +75,18 @@ std::optional<bj::value> convert_config_value(const ConfigKey& key, const toml::
       if (n.is_string()) return bj::string(*n.value<std::string>());
       break;
     case ConfigType::kInteger:
-      if (n.is_integer()) return bj::value(*n.value<int64_t>());
+      if (n.is_integer()) {
+        int64_t v = *n.value<int64_t>();
+        if (!in_range(key, static_cast<double>(v), err)) return std::nullopt;
+        return bj::value(v);
+      }
       break;
     case ConfigType::kFloat:
-      if (n.is_floating_point() || n.is_integer()) return bj::value(*n.value<double>());
+      if (n.is_floating_point() || n.is_integer()) {
+        double v = *n.value<double>();
+        if (!in_range(key, v, err)) return std::nullopt;
+        return bj::value(v);
+      }
       break;
     case ConfigType::kBool:
       if (n.is_boolean()) return bj::value(*n.value<bool>());

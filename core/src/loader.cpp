@@ -3,6 +3,8 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -52,6 +54,9 @@ Status check_descriptor(const fs::path& file, const PluginDescriptor& d) {
     if (t < static_cast<int>(ConfigType::kString) || t > static_cast<int>(ConfigType::kTable))
       return refuse(
           file, std::string("config key '") + k.name + "' has unknown type " + std::to_string(t));
+    if (k.max > k.min && k.type != ConfigType::kInteger && k.type != ConfigType::kFloat)
+      return refuse(file, std::string("config key '") + k.name +
+                              "' has a range but is not an integer or float key");
     if (k.default_value) {
       std::string err;
       if (!parse_default(k, err))
@@ -62,6 +67,17 @@ Status check_descriptor(const fs::path& file, const PluginDescriptor& d) {
   for (size_t i = 0; i < d.dependency_count; ++i)
     if (!valid_plugin_name(d.dependencies[i]))
       return refuse(file, "dependency #" + std::to_string(i) + " is not a valid plugin name");
+  if (d.peer_count && !d.peers) return refuse(file, "descriptor lists peers but gives none");
+  for (size_t i = 0; i < d.peer_count; ++i) {
+    const PeerDecl& p = d.peers[i];
+    const ConfigKey* key = nullptr;
+    for (size_t j = 0; p.config_key && j < d.config_key_count; ++j)
+      if (std::strcmp(d.config_keys[j].name, p.config_key) == 0) key = &d.config_keys[j];
+    if (!key || key->type != ConfigType::kString)
+      return refuse(file, "peer #" + std::to_string(i) + " names config key '" +
+                              (p.config_key ? p.config_key : "(null)") +
+                              "', which is not a string key of its config");
+  }
   return {};
 }
 
@@ -128,6 +144,17 @@ LoadResult load_plugin(const fs::path& file) {
                       std::to_string(kAbiVersion) + " (rebuild the plugin against this SDK)"};
     return res;
   }
+  if (d->descriptor_size >= offsetof(PluginDescriptor, build_fingerprint) + sizeof(const char*) &&
+      (!d->build_fingerprint || std::strcmp(d->build_fingerprint, KEDGE_BUILD_FINGERPRINT) != 0)) {
+    res.status = {Code::kFailedPrecondition,
+                  "cannot load plugin " + file.string() +
+                      ": build mismatch: the plugin was built with [" +
+                      (d->build_fingerprint ? d->build_fingerprint : "(none)") +
+                      "], this kedge with [" KEDGE_BUILD_FINGERPRINT
+                      "] (rebuild the plugin against this SDK with the same compiler and "
+                      "libraries)"};
+    return res;
+  }
   if (Status s = check_descriptor(file, *d); !s) {
     res.status = s;
     return res;
@@ -156,12 +183,18 @@ std::string describe_plugin(const LoadedPlugin& p) {
   o << "name:         " << d.name << "\n"
     << "version:      " << d.version << "\n"
     << "ABI version:  " << d.abi_version << "\n"
+    << "build:        " << (d.build_fingerprint ? d.build_fingerprint : "") << "\n"
     << "group:        " << (d.group ? d.group : d.name) << "\n"
     << "library:      " << p.file.string() << "\n";
   if (d.description && *d.description) o << "description:  " << d.description << "\n";
   o << "dependencies: ";
   if (!d.dependency_count) o << "(none)";
   for (size_t i = 0; i < d.dependency_count; ++i) o << (i ? ", " : "") << d.dependencies[i];
+  o << "\nsends to:     ";
+  if (!d.peer_count) o << "(none declared)";
+  for (size_t i = 0; i < d.peer_count; ++i)
+    o << (i ? "\n              " : "") << "config." << d.peers[i].config_key << ": "
+      << (d.peers[i].sends ? d.peers[i].sends : "") << (d.peers[i].optional ? " (optional)" : "");
   o << "\nconfig keys:";
   if (!d.config_key_count) o << " (none)";
   o << "\n";
@@ -174,6 +207,13 @@ std::string describe_plugin(const LoadedPlugin& p) {
       o << ", default " << k.default_value;
     else
       o << ", no default";
+    if (k.max > k.min) {
+      auto num = [](double v) {
+        return v == static_cast<double>(static_cast<int64_t>(v)) ? std::to_string(static_cast<int64_t>(v))
+                                                                : std::to_string(v);
+      };
+      o << ", range [" << num(k.min) << ", " << num(k.max) << "]";
+    }
     o << "\n      " << (k.description ? k.description : "") << "\n";
   }
   return o.str();

@@ -45,7 +45,8 @@ int usage(std::ostream& o, int code) {
        "\nMappers:\n"
        "  mapper new NAME [--dir DIR]         a mapper project (driver skeleton, CMake, example\n"
        "                                      device) that builds against the installed SDK\n"
-       "  version            print the version and plugin ABI version\n";
+       "  version            print the version, the plugin ABI version and the build\n"
+       "                     fingerprint plugins must match\n";
   return code;
 }
 
@@ -62,8 +63,9 @@ bool load(const std::string& file, std::optional<Manifest>& m, Resolution& r) {
   }
   m = std::move(mr.manifest);
   r = resolve(*m);
-  if (!r.ok()) {
+  if (!r.ok() || !r.peer_errors.empty()) {
     print_errors(r.errors);
+    print_errors(r.peer_errors);
     return false;
   }
   return true;
@@ -79,6 +81,10 @@ int cmd_check(const std::string& file) {
   std::cout << file << ": OK, " << r.order.size() << " plugin(s) enabled; start order:";
   for (auto& p : r.order) std::cout << " " << p.entry->name;
   std::cout << "\n";
+  if (!r.peers.empty()) std::cout << "messages (declared by the plugins):\n";
+  for (auto& l : r.peers)
+    std::cout << "  " << l.from << " -> " << (l.to.empty() ? "(none)" : l.to) << ": " << l.what
+              << (l.present ? "" : "  [optional, not loaded]") << "\n";
   return 0;
 }
 
@@ -216,7 +222,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     if (cmd == "version" || cmd == "--version") {
-      std::cout << "kedge " << KEDGE_VERSION << " (plugin ABI " << kAbiVersion << ")\n";
+      std::cout << "kedge " << KEDGE_VERSION << " (plugin ABI " << kAbiVersion << ")\n"
+                << "build: " << KEDGE_BUILD_FINGERPRINT << "\n";
       return 0;
     }
     if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(std::cout, 0);

@@ -131,6 +131,30 @@ Resolution resolve(const Manifest& m) {
   }
   if (!deps_ok || !errors.empty()) return res;
 
+  // Who sends what to whom: each declared peer resolves to a loaded module.
+  for (const auto& rp : enabled) {
+    const PluginDescriptor& d = *rp.plugin.descriptor;
+    for (size_t i = 0; i < d.peer_count; ++i) {
+      const PeerDecl& p = d.peers[i];
+      std::string module = rp.config.get_string(p.config_key);
+      std::string sends = p.sends ? p.sends : "";
+      SourceLoc at = rp.entry->loc;
+      if (rp.entry->config)
+        if (const toml::node* n = rp.entry->config->get(p.config_key))
+          at = SourceLoc{rp.entry->loc.file, n->source().begin.line, n->source().begin.column};
+      if (!module.empty() && index.count(module)) {
+        res.peers.push_back({rp.entry->name, module, sends, true});
+      } else if (p.optional) {
+        res.peers.push_back({rp.entry->name, module, sends, false});
+      } else {
+        res.peer_errors.push_back(at.str() + ": plugin '" + rp.entry->name + "': config." +
+                                  p.config_key + " names module '" + module +
+                                  "', which is not in the manifest (" + rp.entry->name +
+                                  " sends it " + sends + ")");
+      }
+    }
+  }
+
   // Kahn's algorithm; among ready plugins the earliest in the manifest goes first.
   std::vector<size_t> indegree(enabled.size(), 0);
   std::vector<std::vector<size_t>> dependents(enabled.size());

@@ -11,8 +11,7 @@ class Hello final : public kedge::Plugin {
   kedge::Status init(kedge::Context& ctx, const kedge::Config& config) override {
     ctx_ = &ctx;
     peer_ = config.get_string("peer");
-    count_ = config.get_int("count");
-    if (count_ < 1) return kedge::invalid_argument("count must be at least 1");
+    count_ = config.get_int("count");  // within [1, 1000]: checked with the manifest
     return {};
   }
 
@@ -50,7 +49,11 @@ class Hello final : public kedge::Plugin {
 
 constexpr kedge::ConfigKey kConfig[] = {
     {"peer", kedge::ConfigType::kString, "\"echo\"", "Module to greet.", false},
-    {"count", kedge::ConfigType::kInteger, "3", "How many greetings to send.", false},
+    {"count", kedge::ConfigType::kInteger, "3", "How many greetings to send.", false, 1, 1000},
+};
+// The module it greets, named by its config (never a literal).
+constexpr kedge::PeerDecl kPeers[] = {
+    {"peer", "query hello/greeting (requests)", false},
 };
 
 }  // namespace
@@ -58,4 +61,5 @@ constexpr kedge::ConfigKey kConfig[] = {
 KEDGE_PLUGIN(Hello, {.name = "hello",
                      .version = "1.0.0",
                      .description = "Greets a peer module at start.",
-                     .config = kConfig})
+                     .config = kConfig,
+                     .peers = kPeers})

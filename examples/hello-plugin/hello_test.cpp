@@ -39,5 +39,6 @@ count = 0
 )");
   kedge::Status s = h.start();
   ASSERT_FALSE(s);
-  EXPECT_NE(s.message().find("count must be at least 1"), std::string::npos);
+  EXPECT_NE(s.message().find("config.count: 0 is out of range [1, 1000]"), std::string::npos)
+      << s.message();
 }

@@ -24,12 +24,15 @@ endfunction()
 # Builds a mapper written with the Mapper SDK (KEDGE_MAPPER) both ways: the
 # plugin <target> (libkedge_<mapper-name>.so, run inside the edge agent) and
 # the standalone executable <target>_standalone (kedge-<mapper-name>, a
-# separate process speaking DMI over gRPC).
+# separate process speaking DMI over gRPC). Only the executable links gRPC:
+# the plugin maps none of it.
 function(kedge_add_mapper target name)
   if(TARGET kedge_mapper)
     set(mapper_lib kedge_mapper)
+    set(standalone_lib kedge_mapper_standalone)
   else()
     set(mapper_lib kedge::mapper)
+    set(standalone_lib kedge::mapper_standalone)
   endif()
   kedge_add_plugin(${target} ${name} ${ARGN})
   target_link_libraries(${target} PRIVATE ${mapper_lib})
@@ -37,5 +40,5 @@ function(kedge_add_mapper target name)
   set_target_properties(${target}_standalone PROPERTIES OUTPUT_NAME kedge-${name}
     CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   target_compile_definitions(${target}_standalone PRIVATE KEDGE_MAPPER_STANDALONE)
-  target_link_libraries(${target}_standalone PRIVATE ${mapper_lib})
+  target_link_libraries(${target}_standalone PRIVATE ${standalone_lib})
 endfunction()

@@ -13,8 +13,8 @@
 #include <set>
 #include <sstream>
 
-#include "kedge/net.h"
-#include "kedge/pki.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 #include "net_internal.h"
 #include "tls_socket.h"
 

@@ -1,4 +1,4 @@
-#include "kedge/net.h"
+#include "kedge/common/net.h"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -13,7 +13,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 #include "net_internal.h"
 #include "tls_socket.h"
 

@@ -7,7 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <string>
 
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 #include "kedge/status.h"
 
 namespace kedge::net::detail {

@@ -1,4 +1,4 @@
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 
 #include <fcntl.h>
 #include <openssl/bio.h>

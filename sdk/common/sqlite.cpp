@@ -1,4 +1,4 @@
-#include "kedge/sqlite.h"
+#include "kedge/common/sqlite.h"
 
 #include <sqlite3.h>
 

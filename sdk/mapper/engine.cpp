@@ -1,5 +1,5 @@
-// The Mapper SDK's engine: one thread per device runs the driver; readings
-// are pushed (MQTT, HTTP) and reported to the edge.
+// The Mapper SDK's engine: devices are jobs of a small thread pool that runs
+// their drivers; readings are pushed (MQTT, HTTP) and reported to the edge.
 #include "kedge/mapper/engine.h"
 
 #include <mosquitto.h>
@@ -16,6 +16,9 @@
 #include <set>
 #include <thread>
 
+#include "device_pool.h"
+#include "kedge/message.h"
+
 namespace kedge::mapper {
 
 namespace json = boost::json;
@@ -24,14 +27,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The object without its properties' desired values: if this changes, the
-// device's thread starts over.
+// device starts over.
 std::string access_key(const json::value& device) {
   json::value v = device;
   if (auto* spec = v.is_object() ? v.as_object().if_contains("spec") : nullptr;
@@ -139,7 +136,7 @@ class Engine::Publisher {
     std::lock_guard lk(mu_);
     std::string key = host + ":" + std::to_string(port);
     if (auto it = clients_.find(key); it != clients_.end()) return it->second;
-    std::string id = "kedge-mapper-" + std::to_string(::getpid()) + "-" + std::to_string(now_ms());
+    std::string id = "kedge-mapper-" + std::to_string(::getpid()) + "-" + std::to_string(kedge::now_ms());
     mosquitto* m = mosquitto_new(id.c_str(), true, nullptr);
     if (!m) return nullptr;
     mosquitto_reconnect_delay_set(m, 1, 30, true);
@@ -159,19 +156,23 @@ class Engine::Publisher {
 
 // ---- one device ----
 
-class Engine::Worker {
+// A device is a job of the engine's pool (device_pool.h): each step connects
+// if needed, runs posted tasks, writes desired values, collects and reports
+// what is due, checks health, and returns when it is due next.
+class Engine::Worker final : public DevicePool::Job {
  public:
   Worker(Engine& e, Device d, std::unique_ptr<Driver> drv, Status refused)
       : e_(e), dev_(std::move(d)), drv_(std::move(drv)), refused_(std::move(refused)) {
-    thread_ = std::thread([this] { run(); });
+    backoff_ = e_.opts_.initial_backoff;
+    e_.pool_->wake(this);
   }
-  ~Worker() {
+  ~Worker() override {
     {
       std::lock_guard lk(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
-    thread_.join();
+    e_.pool_->cancel(this);  // waits for a step in progress
+    if (connected_) drv_->disconnect();
     for (auto& t : tasks_) t(nullptr);  // refused: the device is gone
   }
 
@@ -183,7 +184,7 @@ class Engine::Worker {
         if (auto* np = d.property(p.name)) p.desired = np->desired;
       desired_changed_ = true;
     }
-    cv_.notify_all();
+    e_.pool_->wake(this);
   }
 
   void post(std::function<void(Driver*)> task) {
@@ -194,8 +195,8 @@ class Engine::Worker {
         task = nullptr;
       }
     }
-    if (task) task(nullptr);
-    cv_.notify_all();
+    if (task) return task(nullptr);
+    e_.pool_->wake(this);
   }
 
   json::object snapshot() const {
@@ -245,11 +246,6 @@ class Engine::Worker {
     }
   }
 
-  // Waits until `t`, a stop, a task or new desired values.
-  void wait_until(Clock::time_point t) {
-    std::unique_lock lk(mu_);
-    cv_.wait_until(lk, t, [&] { return stop_ || !tasks_.empty() || desired_changed_; });
-  }
   bool stopping() const {
     std::lock_guard lk(mu_);
     return stop_;
@@ -328,108 +324,102 @@ class Engine::Worker {
     set_state("unhealthy", why);
   }
 
-  void run() {
+  Clock::time_point step() override {
+    if (stopping()) return DevicePool::kNever;
     if (!drv_) {
-      set_state("unhealthy", refused_.message());
-      while (!stopping()) {
-        wait_until(Clock::now() + e_.opts_.health_cycle);
-        run_tasks();
-        if (!state_reported_) set_state("unhealthy", refused_.message());
-      }
-      return;
-    }
-    auto backoff = e_.opts_.initial_backoff;
-    std::vector<Schedule> sched(dev_.properties.size());
-    Clock::time_point next_health{}, retry_write{};
-    int failures = 0;
-    while (!stopping()) {
-      if (!connected_) {
-        Status s = drv_->connect();
-        if (!s) {
-          set_state("unhealthy", s.message());
-          run_tasks();
-          wait_until(Clock::now() + backoff);
-          backoff = std::min(backoff * 2, e_.opts_.max_backoff);
-          continue;
-        }
-        connected_ = true;
-        backoff = e_.opts_.initial_backoff;
-        failures = 0;
-        {
-          std::lock_guard lk(mu_);
-          written_.clear();  // (re)write desired values after a reconnect
-        }
-        auto now = Clock::now();
-        for (size_t i = 0; i < sched.size(); ++i)
-          sched[i] = {now, now + dev_.properties[i].report_cycle};
-        next_health = now + e_.opts_.health_cycle;
-        retry_write = now;
-        set_state("online", "");
-      }
       run_tasks();
-      auto now = Clock::now();
-      if (now >= retry_write && !write_desired()) retry_write = now + backoff;
-      // Collect.
-      bool lost = false;
-      for (size_t i = 0; i < sched.size() && !lost; ++i) {
-        const Property& p = dev_.properties[i];
-        if (now < sched[i].collect) continue;
-        sched[i].collect += p.collect_cycle;
-        if (sched[i].collect < now) sched[i].collect = now + p.collect_cycle;  // fell behind
-        std::string value;
-        Status s = drv_->read(p, value);
-        if (!s) {
-          e_.c_.read_errors->inc();
-          e_.log_->debug("device {}: read of {} failed: {}", dev_.id(), p.name, s.message());
-          if (++failures >= e_.opts_.max_read_failures) {
-            Status h = drv_->health();
-            disconnect(h ? s.message() : h.message());
-            lost = true;
-          }
-          continue;
-        }
-        failures = 0;
-        e_.c_.reads->inc();
-        Reading r{p.name, value, p.type, now_ms(), {}};
-        {
-          std::lock_guard lk(mu_);
-          if (auto w = written_.find(p.name); w != written_.end()) r.observed_desired = w->second;
-          last_[p.name] = r;
-        }
-        push(p, r);
-      }
-      if (lost) continue;
-      // Report.
-      std::vector<Reading> batch;
-      for (size_t i = 0; i < sched.size(); ++i) {
-        const Property& p = dev_.properties[i];
-        if (now < sched[i].report) continue;
-        sched[i].report += p.report_cycle;
-        if (sched[i].report < now) sched[i].report = now + p.report_cycle;
-        if (!p.report_to_cloud) continue;
-        std::lock_guard lk(mu_);
-        if (auto it = last_.find(p.name); it != last_.end()) batch.push_back(it->second);
-      }
-      if (!batch.empty()) {
-        Status s = e_.uplink_.report_status(dev_, batch);
-        (s ? e_.c_.reports : e_.c_.report_errors)->inc();
-        if (!s) e_.log_->debug("device {}: report failed: {}", dev_.id(), s.message());
-      }
-      // Health.
-      if (now >= next_health) {
-        next_health = now + e_.opts_.health_cycle;
-        if (Status h = drv_->health(); !h) {
-          disconnect(h.message());
-          continue;
-        }
-        if (!state_reported_) set_state("online", "");
-      }
-      auto next = next_health;
-      for (auto& s : sched) next = std::min({next, s.collect, s.report});
-      if (retry_write > now) next = std::min(next, retry_write);
-      wait_until(next);
+      if (!state_reported_) set_state("unhealthy", refused_.message());
+      return Clock::now() + e_.opts_.health_cycle;
     }
-    if (connected_) drv_->disconnect();
+    if (!connected_) {
+      Status s = drv_->connect();
+      if (!s) {
+        set_state("unhealthy", s.message());
+        run_tasks();
+        auto at = Clock::now() + backoff_;
+        backoff_ = std::min(backoff_ * 2, e_.opts_.max_backoff);
+        return at;
+      }
+      connected_ = true;
+      backoff_ = e_.opts_.initial_backoff;
+      failures_ = 0;
+      {
+        std::lock_guard lk(mu_);
+        written_.clear();  // (re)write desired values after a reconnect
+      }
+      auto now = Clock::now();
+      sched_.assign(dev_.properties.size(), {});
+      for (size_t i = 0; i < sched_.size(); ++i)
+        sched_[i] = {now, now + dev_.properties[i].report_cycle};
+      next_health_ = now + e_.opts_.health_cycle;
+      retry_write_ = now;
+      set_state("online", "");
+    }
+    run_tasks();
+    auto now = Clock::now();
+    bool write_due;
+    {
+      std::lock_guard lk(mu_);
+      write_due = desired_changed_ || now >= retry_write_;
+    }
+    if (write_due && !write_desired()) retry_write_ = now + backoff_;
+    // Collect.
+    for (size_t i = 0; i < sched_.size(); ++i) {
+      const Property& p = dev_.properties[i];
+      if (now < sched_[i].collect) continue;
+      sched_[i].collect += p.collect_cycle;
+      if (sched_[i].collect < now) sched_[i].collect = now + p.collect_cycle;  // fell behind
+      std::string value;
+      Status s = drv_->read(p, value);
+      if (!s) {
+        e_.c_.read_errors->inc();
+        e_.log_->debug("device {}: read of {} failed: {}", dev_.id(), p.name, s.message());
+        if (++failures_ >= e_.opts_.max_read_failures) {
+          Status h = drv_->health();
+          disconnect(h ? s.message() : h.message());
+          return Clock::now();  // reconnect now
+        }
+        continue;
+      }
+      failures_ = 0;
+      e_.c_.reads->inc();
+      Reading r{p.name, value, p.type, kedge::now_ms(), {}};
+      {
+        std::lock_guard lk(mu_);
+        if (auto w = written_.find(p.name); w != written_.end()) r.observed_desired = w->second;
+        last_[p.name] = r;
+      }
+      push(p, r);
+    }
+    // Report.
+    std::vector<Reading> batch;
+    for (size_t i = 0; i < sched_.size(); ++i) {
+      const Property& p = dev_.properties[i];
+      if (now < sched_[i].report) continue;
+      sched_[i].report += p.report_cycle;
+      if (sched_[i].report < now) sched_[i].report = now + p.report_cycle;
+      if (!p.report_to_cloud) continue;
+      std::lock_guard lk(mu_);
+      if (auto it = last_.find(p.name); it != last_.end()) batch.push_back(it->second);
+    }
+    if (!batch.empty()) {
+      Status s = e_.uplink_.report_status(dev_, batch);
+      (s ? e_.c_.reports : e_.c_.report_errors)->inc();
+      if (!s) e_.log_->debug("device {}: report failed: {}", dev_.id(), s.message());
+    }
+    // Health.
+    if (now >= next_health_) {
+      next_health_ = now + e_.opts_.health_cycle;
+      if (Status h = drv_->health(); !h) {
+        disconnect(h.message());
+        return Clock::now();
+      }
+      if (!state_reported_) set_state("online", "");
+    }
+    auto next = next_health_;
+    for (auto& sc : sched_) next = std::min({next, sc.collect, sc.report});
+    if (retry_write_ > now) next = std::min(next, retry_write_);
+    return next;
   }
 
   Engine& e_;
@@ -437,17 +427,19 @@ class Engine::Worker {
   std::unique_ptr<Driver> drv_;
   Status refused_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   bool stop_ = false;
   bool desired_changed_ = false;
   std::deque<std::function<void(Driver*)>> tasks_;
   std::map<std::string, Reading> last_;
   std::map<std::string, std::string> written_;
   std::string state_ = "unknown", reason_;
-  // Device thread only:
+  // Steps only (never two at once):
   bool connected_ = false;
   bool state_reported_ = false;
-  std::thread thread_;
+  std::chrono::milliseconds backoff_{500};
+  std::vector<Schedule> sched_;
+  Clock::time_point next_health_{}, retry_write_{};
+  int failures_ = 0;
 };
 
 // ---- the engine ----
@@ -458,7 +450,8 @@ Engine::Engine(MapperInfo info, Uplink& uplink, std::shared_ptr<spdlog::logger> 
       uplink_(uplink),
       log_(std::move(log)),
       opts_(opts),
-      publisher_(std::make_unique<Publisher>(log_)) {
+      publisher_(std::make_unique<Publisher>(log_)),
+      pool_(std::make_unique<DevicePool>(opts.max_threads)) {
   Labels l{{"mapper", info_.name}};
   c_.reads = &m.counter("kedge_mapper_reads_total", "Property reads", l);
   c_.read_errors = &m.counter("kedge_mapper_read_errors_total", "Failed property reads", l);
@@ -480,7 +473,7 @@ void Engine::stop() {
     std::lock_guard lk(mu_);
     devs.swap(devices_);
   }
-  devs.clear();  // joins the threads
+  devs.clear();  // each waits for a step in progress
   c_.devices->set(0);
 }
 
@@ -526,7 +519,7 @@ Status Engine::upsert_model(const json::value& model) {
   // Devices of this model start over with its types and access modes.
   for (auto& [dkey, e] : devices_)
     if (model_for(e.object) == &models_[key]) {
-      e.worker.reset();  // joins its thread
+      e.worker.reset();  // waits for a step in progress
       (void)start_device(dkey, e, &models_[key]);
     }
   return {};
@@ -552,7 +545,7 @@ Status Engine::upsert_device(const json::value& device) {
     return {};
   }
   Entry& e = devices_[key];
-  e.worker.reset();  // joins the old thread
+  e.worker.reset();  // waits for a step of the old one
   e.object = device;
   e.access_key = access;
   Status s = start_device(key, e, model_for(device));
@@ -626,7 +619,7 @@ void Engine::read_now(const std::string& ns, const std::string& name, const std:
     std::string value;
     Status s = drv->read(prop, value);
     (s ? c_.reads : c_.read_errors)->inc();
-    done(s, Reading{prop.name, value, prop.type, now_ms(), {}});
+    done(s, Reading{prop.name, value, prop.type, kedge::now_ms(), {}});
   });
 }
 

@@ -167,9 +167,9 @@ Status MapperPlugin::init(Context& ctx, const Config& config) {
   i.dmi = config.get_string("dmi", "dmi");
   if (!i.info.factory) return internal_error("mapper " + i.info.name + " has no driver factory");
   EngineOptions o;
-  int64_t health = config.get_int("health_cycle_ms", 5000);
-  if (health < 100) return invalid_argument("health_cycle_ms must be at least 100");
-  o.health_cycle = std::chrono::milliseconds(health);
+  // Ranges are checked with the manifest (kMapperPluginConfig).
+  o.health_cycle = std::chrono::milliseconds(config.get_int("health_cycle_ms", 5000));
+  o.max_threads = static_cast<size_t>(config.get_int("max_threads", 4));
   i.engine = std::make_unique<Engine>(i.info, i, i.log, ctx.metrics(), o);
   i.retry = std::make_unique<boost::asio::steady_timer>(ctx.executor());
   if (std::string addr = config.get_string("http_address"); !addr.empty()) {

@@ -4,7 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
-#include "kedge/net.h"
+#include "kedge/common/net.h"
 
 namespace kedge::mapper {
 

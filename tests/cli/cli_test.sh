@@ -34,7 +34,8 @@ manifest() {
   echo "$work/$1.toml"
 }
 
-expect version 0 '^kedge [0-9]+\.[0-9]+\.[0-9]+ \(plugin ABI 1\)$' -- "$KEDGE" version
+expect version 0 '^kedge [0-9]+\.[0-9]+\.[0-9]+ \(plugin ABI 2\)$' -- "$KEDGE" version
+expect version-build 0 '^build: abi=2;cxx=gcc-[0-9]+;libstdc\+\+=[0-9]+;cxx11abi=1;boost=[0-9]+;spdlog=[0-9.]+;fmt=[0-9]+;asan=[01]$' -- "$KEDGE" version
 expect no-args 2 'usage: kedge' -- "$KEDGE"
 expect unknown-command 2 "unknown command 'frobnicate'" -- "$KEDGE" frobnicate
 expect run-needs-manifest 2 'takes exactly one MANIFEST' -- "$KEDGE" run
@@ -43,6 +44,13 @@ expect missing-manifest 2 'nope.toml: cannot open manifest' -- "$KEDGE" check "$
 m=$(manifest good '[[plugin]]\nname = "beta"\n[[plugin]]\nname = "alpha"\n[plugin.config]\ntags = ["x"]\n')
 expect check-ok 0 'OK, 2 plugin\(s\) enabled; start order: alpha beta' -- "$KEDGE" check "$m"
 expect quickstart-check 0 'start order: echo ticker' -- "$KEDGE" check "$SRC/config/quickstart.toml"
+# Who sends what to whom, as the plugins declare it.
+expect check-peers 0 '  dmi -> twin: update device/<name>/twin/update' -- "$KEDGE" check "$SRC/config/device-edge.toml"
+expect check-peers-mapper 0 '  modbus-mapper -> dmi: register' -- "$KEDGE" check "$SRC/config/device-edge.toml"
+printf '[agent]\ndata_dir = "data-peer"\n[[plugin]]\nname = "twin"\n[[plugin]]\nname = "dmi"\n[plugin.config]\ntwin = "twinn"\n' >"$work/peer.toml"
+expect check-peer-missing 2 "peer.toml:8:8: plugin 'dmi': config.twin names module 'twinn', which is not in the manifest" -- "$KEDGE" check "$work/peer.toml"
+printf '[agent]\ndata_dir = "data-sock"\n[[plugin]]\nname = "twin"\n[[plugin]]\nname = "dmi"\n[plugin.config]\nsocket = "dmi.sock"\n' >"$work/sock.toml"
+expect dmi-socket-moved 1 "'socket' moved to the dmi-grpc plugin" -- "$KEDGE" run "$work/sock.toml"
 
 # Every manifest error names file:line:col and what was expected.
 m=$(manifest syntax '[[plugin]]\nname = "alpha\n')
@@ -65,14 +73,18 @@ m=$(manifest cfg-unknown '[[plugin]]\nname = "alpha"\n[plugin.config]\nfail_inti
 expect config-unknown-key 2 "cfg-unknown.toml:7:1: plugin 'alpha': config: unknown key 'fail_inti'" -- "$KEDGE" check "$m"
 m=$(manifest cfg-type '[[plugin]]\nname = "alpha"\n[plugin.config]\nfail_init = "no"\n')
 expect config-wrong-type 2 "cfg-type.toml:7:13: plugin 'alpha': config.fail_init: expected boolean, got string" -- "$KEDGE" check "$m"
+m=$(manifest cfg-range '[[plugin]]\nname = "alpha"\n[plugin.config]\nfail_start_times = 1000\n')
+expect config-out-of-range 2 "cfg-range.toml:7:20: plugin 'alpha': config.fail_start_times: 1000 is out of range \\[0, 100\\]" -- "$KEDGE" check "$m"
 m=$(manifest cfg-missing '[[plugin]]\nname = "needy"\n')
 expect config-missing-required 2 "cfg-missing.toml:4:1: plugin 'needy': config: missing required key 'label'" -- "$KEDGE" check "$m"
 m=$(manifest abi '[[plugin]]\nname = "alpha"\nlibrary = "libkedge_abi.so"\n')
-expect abi-mismatch 2 "ABI version mismatch: the plugin was built for ABI 999, this kedge speaks ABI 1" -- "$KEDGE" check "$m"
+expect abi-mismatch 2 "ABI version mismatch: the plugin was built for ABI 999, this kedge speaks ABI 2" -- "$KEDGE" check "$m"
+m=$(manifest otherbuild '[[plugin]]\nname = "other-build"\n')
+expect build-mismatch 2 "libkedge_other-build.so: build mismatch: the plugin was built with \\[abi=2;.*cxx11abi=0;.*\\], this kedge with \\[abi=2;.*cxx11abi=1;" -- "$KEDGE" check "$m"
 
-expect plugins-list 0 'alpha +1\.2\.3 +1 +fail_init,fail_start_times,fail_stop,label,ratio,tags,extra ' -- "$KEDGE" plugins --plugin-dir "$FIX"
+expect plugins-list 0 'alpha +1\.2\.3 +2 +fail_init,fail_start_times,fail_stop,label,ratio,tags,extra ' -- "$KEDGE" plugins --plugin-dir "$FIX"
 expect plugins-list-warns 0 'libkedge_noentry.so: no entry point' -- "$KEDGE" plugins --plugin-dir "$FIX"
-expect plugins-describe 0 'fail_start_times \(integer\), default 0' -- "$KEDGE" plugins --plugin-dir "$FIX" --describe alpha
+expect plugins-describe 0 'fail_start_times \(integer\), default 0, range \[0, 100\]' -- "$KEDGE" plugins --plugin-dir "$FIX" --describe alpha
 expect plugins-describe-unknown 1 "no plugin named 'nosuch'" -- "$KEDGE" plugins --plugin-dir "$FIX" --describe nosuch
 expect plugins-default-dir 0 'echo +0\.1\.0' -- "$KEDGE" plugins
 expect token-needs-source 2 'needs --manifest FILE or --ca-dir DIR' -- "$KEDGE" token create

@@ -88,6 +88,8 @@ name = "metamanager"
 name = "twin"
 [[plugin]]
 name = "dmi"
+[[plugin]]
+name = "dmi-grpc"
 [plugin.config]
 socket = "dmi.sock"
 TOML

@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "../common/etcd_process.h"
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 #include "kedge/testing/harness.h"
 
 namespace kedge {

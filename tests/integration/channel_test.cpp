@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "kedge/json_codec.h"
-#include "kedge/net.h"
-#include "kedge/pki.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 #include "kedge/testing/harness.h"
 
 namespace kedge {

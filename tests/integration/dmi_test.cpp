@@ -48,8 +48,9 @@ class Dmi : public CloudEdge {
  protected:
   std::string extra_;
   std::string edge_plugins() override {
-    return "[[plugin]]\nname = \"dmi\"\n[plugin.config]\nsocket = \"dmi.sock\"\n"
-           "call_timeout_ms = 1000\n" +
+    return "[[plugin]]\nname = \"dmi\"\n[plugin.config]\ncall_timeout_ms = 1000\n"
+           "[[plugin]]\nname = \"dmi-grpc\"\n[plugin.config]\nsocket = \"dmi.sock\"\n"
+           "call_timeout_ms = 800\n" +
            extra_;
   }
   std::string dmi_socket() { return (root_ / "edge/data/dmi.sock").string(); }

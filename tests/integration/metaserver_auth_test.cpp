@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <thread>
 
-#include "kedge/net.h"
-#include "kedge/pki.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 #include "kedge/testing/harness.h"
 
 namespace kedge {

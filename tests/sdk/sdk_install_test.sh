@@ -40,7 +40,7 @@ step "run its harness test"
 (cd "$work/hello" && ctest --output-on-failure)
 
 step "kedge plugins sees it"
-"$work/prefix/bin/kedge" plugins --plugin-dir "$work/hello" | grep -E '^hello +1\.0\.0 +1 '
+"$work/prefix/bin/kedge" plugins --plugin-dir "$work/hello" | grep -E '^hello +1\.0\.0 +2 '
 
 step "kedge run loads it and it exchanges messages with echo"
 plugdir=$(ls -d "$work"/prefix/lib*/kedge/plugins)
@@ -82,7 +82,7 @@ cmake -S "$work/thermo" -B "$work/thermo/build" -DCMAKE_PREFIX_PATH="$work/prefi
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" ${KEDGE_EXAMPLE_CMAKE_ARGS:-} >"$work/thermo-configure.log"
 cmake --build "$work/thermo/build" -j2 >"$work/thermo-build.log" || { cat "$work/thermo-build.log"; exit 1; }
 "$work/thermo/build/kedge-thermo-mapper" --version | grep -qx "thermo-mapper 0.1.0"
-"$work/prefix/bin/kedge" plugins --plugin-dir "$work/thermo/build" | grep -qE '^thermo-mapper +0\.1\.0 +1 '
+"$work/prefix/bin/kedge" plugins --plugin-dir "$work/thermo/build" | grep -qE '^thermo-mapper +0\.1\.0 +2 '
 { "$work/prefix/bin/kedge" mapper new thermo --dir "$work/thermo" 2>&1 || true; } |
   grep -q "exists and is not empty"
 
@@ -123,6 +123,8 @@ name = "metamanager"
 name = "twin"
 [[plugin]]
 name = "dmi"
+[[plugin]]
+name = "dmi-grpc"
 [plugin.config]
 socket = "dmi.sock"
 TOML

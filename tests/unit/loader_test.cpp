@@ -46,6 +46,17 @@ TEST(Loader, AbiMismatchNamesBothVersions) {
               HasSubstr("this kedge speaks ABI " + std::to_string(kAbiVersion)));
 }
 
+TEST(Loader, BuildMismatchNamesBothFingerprints) {
+  // Built with -D_GLIBCXX_USE_CXX11_ABI=0 (another std::string layout).
+  LoadResult r = load_plugin(kFixtures / "libkedge_other-build.so");
+  EXPECT_EQ(r.status.code(), Code::kFailedPrecondition);
+  EXPECT_THAT(r.status.message(), HasSubstr("libkedge_other-build.so: build mismatch"));
+  EXPECT_THAT(r.status.message(), HasSubstr("built with [abi=2;"));
+  EXPECT_THAT(r.status.message(), HasSubstr("cxx11abi=0;"));
+  EXPECT_THAT(r.status.message(), HasSubstr("this kedge with [" KEDGE_BUILD_FINGERPRINT "]"));
+  EXPECT_THAT(KEDGE_BUILD_FINGERPRINT, HasSubstr("cxx11abi=1;"));
+}
+
 TEST(Loader, BadDefaultInSchemaIsRefused) {
   LoadResult r = load_plugin(kFixtures / "libkedge_bad-default.so");
   EXPECT_FALSE(r.status);
@@ -58,7 +69,7 @@ TEST(Loader, ScanFindsEveryLibraryAndReportsTheBrokenOnes) {
   int good = 0, bad = 0;
   for (auto& r : found) (r.status ? good : bad)++;
   EXPECT_GE(good, 8);
-  EXPECT_EQ(bad, 4);  // notelf, noentry, abi, bad-default
+  EXPECT_EQ(bad, 5);  // notelf, noentry, abi, other-build, bad-default
 }
 
 TEST(Loader, DescribeListsKeysWithTypeDefaultAndDescription) {
@@ -66,10 +77,12 @@ TEST(Loader, DescribeListsKeysWithTypeDefaultAndDescription) {
   ASSERT_TRUE(r.status);
   std::string d = describe_plugin(r.plugin);
   EXPECT_THAT(d, HasSubstr("name:         beta"));
-  EXPECT_THAT(d, HasSubstr("ABI version:  1"));
+  EXPECT_THAT(d, HasSubstr("ABI version:  " + std::to_string(kAbiVersion)));
+  EXPECT_THAT(d, HasSubstr("build:        " KEDGE_BUILD_FINGERPRINT));
   EXPECT_THAT(d, HasSubstr("dependencies: alpha"));
   EXPECT_THAT(d,
-              HasSubstr("fail_start_times (integer), default 0\n      Fail the first N starts."));
+              HasSubstr("fail_start_times (integer), default 0, range [0, 100]\n      Fail the first N "
+                        "starts."));
   EXPECT_THAT(d, HasSubstr("tags (array of strings), default []"));
 }
 

@@ -16,7 +16,7 @@
 #include "dmi_convert.h"
 #include "kedge/mapper/engine.h"
 #include "kedge/mapper/service.h"
-#include "kedge/net.h"
+#include "kedge/common/net.h"
 #include "kedge/testing/harness.h"
 #include "modbus_codec.h"
 

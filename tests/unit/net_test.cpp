@@ -1,5 +1,5 @@
 // The TLS WebSocket and HTTPS building blocks, over real sockets on loopback.
-#include "kedge/net.h"
+#include "kedge/common/net.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <future>
 #include <thread>
 
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 
 namespace kedge::net {
 namespace {

@@ -1,4 +1,4 @@
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

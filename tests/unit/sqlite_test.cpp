@@ -1,4 +1,4 @@
-#include "kedge/sqlite.h"
+#include "kedge/common/sqlite.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

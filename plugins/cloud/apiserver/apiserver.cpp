@@ -13,8 +13,8 @@
 
 #include "api.h"
 #include "channel.h"
-#include "kedge/net.h"
-#include "kedge/pki.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 #include "kedge/plugin.h"
 
 namespace {

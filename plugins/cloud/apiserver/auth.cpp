@@ -21,7 +21,7 @@
 #include <chrono>
 
 #include "api.h"
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 
 namespace kedge::api {
 

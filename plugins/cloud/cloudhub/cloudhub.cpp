@@ -22,10 +22,10 @@
 
 #include "channel.h"
 #include "kedge/json_codec.h"
-#include "kedge/net.h"
-#include "kedge/pki.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 #include "kedge/plugin.h"
-#include "kedge/sqlite.h"
+#include "kedge/common/sqlite.h"
 
 namespace {
 

@@ -57,11 +57,7 @@ std::string str(const json::value& v, std::initializer_list<const char*> path) {
   if (x->is_double() || x->is_bool()) return json::serialize(*x);
   return {};
 }
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using kedge::now_ms;
 
 // The node a device is bound to.
 std::string node_of(const json::value& dev) {

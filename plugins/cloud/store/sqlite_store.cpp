@@ -4,7 +4,7 @@
 #include <map>
 #include <mutex>
 
-#include "kedge/sqlite.h"
+#include "kedge/common/sqlite.h"
 #include "store.h"
 
 namespace kedge::store {

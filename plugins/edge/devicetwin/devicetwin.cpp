@@ -27,7 +27,7 @@
 #include <regex>
 
 #include "kedge/plugin.h"
-#include "kedge/sqlite.h"
+#include "kedge/common/sqlite.h"
 
 namespace {
 
@@ -71,11 +71,7 @@ std::string str(const json::value& v, std::initializer_list<const char*> path) {
   if (x->is_int64() || x->is_uint64() || x->is_double() || x->is_bool()) return json::serialize(*x);
   return {};
 }
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using kedge::now_ms;
 json::value parse_or_null(const std::string& text) {
   json::error_code ec;
   auto v = json::parse(text, ec);
@@ -91,6 +87,8 @@ class DeviceTwin final : public kedge::Plugin {
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
+    dmi_ = cfg.get_string("dmi");
+    hub_ = cfg.get_string("edgehub");
     std::string path = cfg.get_string("db_path");
     if (path.empty()) path = (ctx.data_dir() / "twin.db").string();
     auto db = kedge::sqlite::Db::open(path);
@@ -252,7 +250,7 @@ class DeviceTwin final : public kedge::Plugin {
   // The cloud's messages are ACKed (through edgehub) once stored.
   void ack(const MessagePtr& m) {
     if (m->route.source == ctx_->name() || m->header.id.empty()) return;
-    (void)ctx_->send("edgehub", kedge::share(kedge::new_response(*m, json::string("OK"))), 5s);
+    (void)ctx_->send(hub_, kedge::share(kedge::new_response(*m, json::string("OK"))), 5s);
   }
 
   void reply(const MessagePtr& m, json::value content) {
@@ -380,7 +378,7 @@ class DeviceTwin final : public kedge::Plugin {
   }
 
   void to_dmi(const MessagePtr& m) {
-    Status s = ctx_->send("dmi", m, 1s);
+    Status s = ctx_->send(dmi_, m, 1s);
     if (!s && s.code() != Code::kNotFound)
       log_->warn("{} of {} not passed to dmi: {}", m->route.operation, m->route.resource,
                  s.message());
@@ -395,7 +393,7 @@ class DeviceTwin final : public kedge::Plugin {
     if (desired.empty()) return;
     auto msg = kedge::make_message(ctx_->name(), "dmi", "desired", "device/" + id,
                                    json::object{{"device", id}, {"desired", desired}});
-    Status s = ctx_->send("dmi", kedge::share(std::move(msg)));
+    Status s = ctx_->send(dmi_, kedge::share(std::move(msg)));
     if (!s && s.code() != Code::kNotFound)
       log_->warn("desired values of {} not passed on: {}", id, s.message());
   }
@@ -510,11 +508,12 @@ class DeviceTwin final : public kedge::Plugin {
   void upstream(const std::string& resource, json::object content) {
     auto msg =
         kedge::make_message(ctx_->name(), "resource", "update", resource, std::move(content));
-    Status s = ctx_->send("edgehub", kedge::share(std::move(msg)), 1s);
+    Status s = ctx_->send(hub_, kedge::share(std::move(msg)), 1s);
     if (!s && s.code() != Code::kNotFound) log_->warn("{} not sent up: {}", resource, s.message());
   }
 
   kedge::Context* ctx_ = nullptr;
+  std::string dmi_, hub_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<kedge::sqlite::Db> db_;
   std::map<std::string, std::string> devices_;  // id -> state
@@ -525,6 +524,13 @@ class DeviceTwin final : public kedge::Plugin {
 constexpr kedge::ConfigKey kConfig[] = {
     {"db_path", kedge::ConfigType::kString, "\"\"",
      "SQLite database of KubeEdge's device tables (default <data_dir>/twin.db).", false},
+    {"dmi", kedge::ConfigType::kString, "\"dmi\"", "The module mappers are driven by.", false},
+    {"edgehub", kedge::ConfigType::kString, "\"edgehub\"", "The module that carries messages to "
+     "the cloud.", false},
+};
+constexpr kedge::PeerDecl kPeers[] = {
+    {"dmi", "stored device and model changes, \"desired\" values", true},
+    {"edgehub", "twin and state updates up to the cloud, ACKs of the cloud's messages", true},
 };
 
 }  // namespace
@@ -534,4 +540,5 @@ KEDGE_PLUGIN(DeviceTwin, {.name = "twin",
                           .group = "twin",
                           .description = "DeviceTwin: devices' desired and reported values in "
                                          "KubeEdge's tables, synced with the cloud both ways.",
-                          .config = kConfig})
+                          .config = kConfig,
+                          .peers = kPeers})

@@ -51,7 +51,7 @@
 #include <thread>
 
 #include "k8s.h"
-#include "kedge/pki.h"
+#include "kedge/common/pki.h"
 #include "kedge/plugin.h"
 #include "pod_util.h"
 

@@ -23,7 +23,7 @@
 #include <set>
 
 #include "kedge/plugin.h"
-#include "kedge/sqlite.h"
+#include "kedge/common/sqlite.h"
 
 namespace {
 

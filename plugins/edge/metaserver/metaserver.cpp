@@ -30,8 +30,8 @@
 #include <set>
 
 #include "k8s.h"
-#include "kedge/net.h"
-#include "kedge/pki.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 #include "kedge/plugin.h"
 #include "resources.h"
 

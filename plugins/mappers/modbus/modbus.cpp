@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <cmath>
 #include <map>
+#include <memory>
+#include <mutex>
 
 #include "kedge/mapper/mapper.h"
 #include "modbus_codec.h"
@@ -31,6 +33,107 @@ using kedge::mapper::Property;
 using kedge::modbus::Format;
 using kedge::modbus::Visitor;
 
+// One TCP connection per endpoint (ip:port), shared by every device behind
+// it, each with its own slave id: a gateway with 1,000 meters behind ten
+// Modbus gateways keeps ten connections, not 1,000 (libmodbus waits with
+// select(), which cannot watch descriptors past FD_SETSIZE). KubeEdge's
+// mappers-go Modbus driver keeps one client per address and slave id (and
+// one per serial port, since a bus takes one request at a time); here the
+// slaves behind one address share it too. The mutex keeps each
+// request/response exchange whole.
+class Link {
+ public:
+  Link(std::string ip, int port) : ip_(std::move(ip)), port_(port) {}
+  ~Link() { close(); }
+
+  static std::shared_ptr<Link> get(const std::string& ip, int port) {
+    static std::mutex mu;
+    static std::map<std::string, std::weak_ptr<Link>> links;
+    std::lock_guard lk(mu);
+    std::string key = ip + ":" + std::to_string(port);
+    if (auto l = links[key].lock()) return l;
+    for (auto it = links.begin(); it != links.end();)  // forget the ones gone
+      it = it->second.expired() ? links.erase(it) : std::next(it);
+    auto l = std::make_shared<Link>(ip, port);
+    links[key] = l;
+    return l;
+  }
+
+  // Connects if the connection is down (the engine calls this, with its
+  // back-off).
+  Status connect(int timeout_ms) {
+    std::lock_guard lk(mu_);
+    if (ctx_) return {};
+    ctx_ = modbus_new_tcp(ip_.c_str(), port_);
+    if (!ctx_) return {Code::kInternal, "cannot create a Modbus context: " + err()};
+    set_timeout(timeout_ms);
+    if (modbus_connect(ctx_) == -1) {
+      std::string e = err();
+      close_locked();
+      return {Code::kUnavailable,
+              "cannot connect to Modbus device " + ip_ + ":" + std::to_string(port_) + ": " + e};
+    }
+    return {};
+  }
+
+  // Runs one exchange `fn` for `slave`; fails at once if the connection is
+  // down. `fn` reports a failed libmodbus call with failed(), which keeps
+  // its errno: a broken connection is closed for every device behind it; a
+  // timeout or a garbled answer (one slave's problem) only flushes what may
+  // still arrive, so its neighbours go on.
+  template <class Fn>
+  Status with(int slave, int timeout_ms, Fn fn) {
+    std::lock_guard lk(mu_);
+    if (!ctx_)
+      return {Code::kUnavailable,
+              "connection to " + ip_ + ":" + std::to_string(port_) + " is down"};
+    modbus_set_slave(ctx_, slave);
+    set_timeout(timeout_ms);
+    last_errno() = 0;
+    Status s = fn(ctx_);
+    int e = last_errno();
+    if (!s && (e == ECONNRESET || e == EPIPE || e == EBADF || e == ENOTCONN))
+      close_locked();
+    else if (!s && e != 0)
+      modbus_flush(ctx_);
+    return s;
+  }
+
+  // errno of the last failed call on this thread (set by failed()).
+  static int& last_errno() {
+    thread_local int e = 0;
+    return e;
+  }
+
+  bool up() {
+    std::lock_guard lk(mu_);
+    return ctx_ != nullptr;
+  }
+
+  void close() {
+    std::lock_guard lk(mu_);
+    close_locked();
+  }
+
+ private:
+  void set_timeout(int timeout_ms) {
+    modbus_set_response_timeout(ctx_, static_cast<uint32_t>(timeout_ms / 1000),
+                                static_cast<uint32_t>((timeout_ms % 1000) * 1000));
+  }
+  void close_locked() {
+    if (!ctx_) return;
+    modbus_close(ctx_);
+    modbus_free(ctx_);
+    ctx_ = nullptr;
+  }
+  static std::string err() { return modbus_strerror(errno); }
+
+  std::string ip_;
+  int port_;
+  std::mutex mu_;
+  modbus_t* ctx_ = nullptr;
+};
+
 class ModbusDriver final : public kedge::mapper::Driver {
  public:
   ModbusDriver(std::string ip, int port, int slave, int timeout_ms,
@@ -40,94 +143,80 @@ class ModbusDriver final : public kedge::mapper::Driver {
         slave_(slave),
         timeout_ms_(timeout_ms),
         visitors_(std::move(visitors)) {}
-  ~ModbusDriver() override { disconnect(); }
 
   Status connect() override {
-    disconnect();
-    ctx_ = modbus_new_tcp(ip_.c_str(), port_);
-    if (!ctx_) return {Code::kInternal, "cannot create a Modbus context: " + err()};
-    modbus_set_slave(ctx_, slave_);
-    auto sec = static_cast<uint32_t>(timeout_ms_ / 1000);
-    auto usec = static_cast<uint32_t>((timeout_ms_ % 1000) * 1000);
-    modbus_set_response_timeout(ctx_, sec, usec);
-    if (modbus_connect(ctx_) == -1) {
-      std::string e = err();
-      disconnect();
-      return {Code::kUnavailable,
-              "cannot connect to Modbus device " + ip_ + ":" + std::to_string(port_) + ": " + e};
-    }
-    return {};
+    link_ = Link::get(ip_, port_);
+    return link_->connect(timeout_ms_);
   }
 
-  void disconnect() override {
-    if (!ctx_) return;
-    modbus_close(ctx_);
-    modbus_free(ctx_);
-    ctx_ = nullptr;
-  }
+  // The connection stays while other devices use it.
+  void disconnect() override { link_.reset(); }
 
   Status health() override {
-    if (!ctx_) return {Code::kUnavailable, "not connected"};
+    if (!link_ || !link_->up()) return {Code::kUnavailable, "not connected"};
     return {};
   }
 
   Status read(const Property& p, std::string& value) override {
-    if (!ctx_) return {Code::kUnavailable, "not connected"};
+    if (!link_) return {Code::kUnavailable, "not connected"};
     const Visitor& v = visitors_.at(p.name);
     double out = 0;
-    if (v.table == Visitor::Table::kCoil || v.table == Visitor::Table::kDiscreteInput) {
-      uint8_t bit = 0;
-      int rc = v.table == Visitor::Table::kCoil ? modbus_read_bits(ctx_, v.offset, 1, &bit)
-                                                : modbus_read_input_bits(ctx_, v.offset, 1, &bit);
-      if (rc != 1) return failed("read", p);
-      out = bit ? 1 : 0;
-    } else {
+    Status s = link_->with(slave_, timeout_ms_, [&](modbus_t* ctx) -> Status {
+      if (v.table == Visitor::Table::kCoil || v.table == Visitor::Table::kDiscreteInput) {
+        uint8_t bit = 0;
+        int rc = v.table == Visitor::Table::kCoil ? modbus_read_bits(ctx, v.offset, 1, &bit)
+                                                  : modbus_read_input_bits(ctx, v.offset, 1, &bit);
+        if (rc != 1) return failed("read", p);
+        out = bit ? 1 : 0;
+        return {};
+      }
       std::vector<uint16_t> regs(static_cast<size_t>(v.limit));
       int rc = v.table == Visitor::Table::kHolding
-                   ? modbus_read_registers(ctx_, v.offset, v.limit, regs.data())
-                   : modbus_read_input_registers(ctx_, v.offset, v.limit, regs.data());
+                   ? modbus_read_registers(ctx, v.offset, v.limit, regs.data())
+                   : modbus_read_input_registers(ctx, v.offset, v.limit, regs.data());
       if (rc != v.limit) return failed("read", p);
-      if (Status s = kedge::modbus::decode(v, regs, out); !s) return s;
-    }
+      return kedge::modbus::decode(v, regs, out);
+    });
+    if (!s) return s;
     value = kedge::mapper::format_number(out, p.type == "string" ? "double" : p.type);
     return {};
   }
 
   Status write(const Property& p, const std::string& text) override {
-    if (!ctx_) return {Code::kUnavailable, "not connected"};
+    if (!link_) return {Code::kUnavailable, "not connected"};
     const Visitor& v = visitors_.at(p.name);
     double value = 0;
     if (Status s =
             kedge::mapper::parse_number(text, p.type == "boolean" ? "boolean" : "double", value);
         !s)
       return s;
-    if (v.table == Visitor::Table::kCoil) {
-      if (modbus_write_bit(ctx_, v.offset, value != 0 ? 1 : 0) != 1) return failed("write", p);
-      return {};
-    }
-    if (v.table != Visitor::Table::kHolding)
+    if (v.table != Visitor::Table::kHolding && v.table != Visitor::Table::kCoil)
       return {Code::kFailedPrecondition, "input registers and discrete inputs cannot be written"};
     std::vector<uint16_t> regs;
-    if (Status s = kedge::modbus::encode(v, value, regs); !s) return s;
-    int rc = v.limit == 1 ? modbus_write_register(ctx_, v.offset, regs[0])
-                          : modbus_write_registers(ctx_, v.offset, v.limit, regs.data());
-    if (rc != 1 && rc != v.limit) return failed("write", p);
-    return {};
+    if (v.table == Visitor::Table::kHolding)
+      if (Status s = kedge::modbus::encode(v, value, regs); !s) return s;
+    return link_->with(slave_, timeout_ms_, [&](modbus_t* ctx) -> Status {
+      if (v.table == Visitor::Table::kCoil)
+        return modbus_write_bit(ctx, v.offset, value != 0 ? 1 : 0) == 1 ? Status{}
+                                                                         : failed("write", p);
+      int rc = v.limit == 1 ? modbus_write_register(ctx, v.offset, regs[0])
+                            : modbus_write_registers(ctx, v.offset, v.limit, regs.data());
+      return rc == 1 || rc == v.limit ? Status{} : failed("write", p);
+    });
   }
 
  private:
-  static std::string err() { return modbus_strerror(errno); }
-  Status failed(const char* what, const Property& p) {
-    std::string e = err();
-    // A dead connection: let the engine reconnect.
-    if (errno == ECONNRESET || errno == EPIPE || errno == EBADF || errno == ETIMEDOUT) disconnect();
-    return {Code::kUnavailable, std::string(what) + " of " + p.name + " failed: " + e};
+  static Status failed(const char* what, const Property& p) {
+    int e = errno;
+    Link::last_errno() = e;
+    return {Code::kUnavailable,
+            std::string(what) + " of " + p.name + " failed: " + modbus_strerror(e)};
   }
 
   std::string ip_;
   int port_, slave_, timeout_ms_;
   std::map<std::string, Visitor> visitors_;
-  modbus_t* ctx_ = nullptr;
+  std::shared_ptr<Link> link_;
 };
 
 Status make_driver(const Device& d, std::unique_ptr<kedge::mapper::Driver>& out) {

@@ -28,12 +28,19 @@ KEDGE_EXPORT const char* config_type_name(ConfigType t);
 // One key of a plugin's config schema. Plain C layout: it crosses the plugin
 // boundary. `default_value` is a TOML literal ("1000", "\"info\"", "[\"a\"]",
 // "true", "{}"), or nullptr when the key has no default.
+//
+// `min` and `max` bound an integer or float key when max > min (both ends
+// included): a value outside is refused when the manifest is checked, with
+// its file:line:col, before any plugin starts. Give them as the last two
+// initializers: {"port", ConfigType::kInteger, "10550", "Port.", false, 1, 65535}.
 struct ConfigKey {
   const char* name;
   ConfigType type;
   const char* default_value;
   const char* description;
   bool required;
+  double min = 0;
+  double max = 0;
 };
 
 // The validated config of one plugin instance: every schema key with a default

@@ -19,9 +19,20 @@ struct ResolvedPlugin {
   std::vector<std::string> dependencies;
 };
 
+// One declared conversation, resolved: `from` sends `what` to `to`.
+struct PeerLink {
+  std::string from, to, what;
+  bool present = true;  // false: an optional peer that is not loaded
+};
+
 struct Resolution {
   std::vector<std::string> errors;    // each "file:line:col: what is wrong"
   std::vector<ResolvedPlugin> order;  // start order (dependencies first)
+  std::vector<PeerLink> peers;        // who sends what to whom
+  // Required peers that are not loaded ("file:line:col: ..."). `kedge check`
+  // and `kedge run` refuse them; the test harness lets capture modules
+  // stand in for them.
+  std::vector<std::string> peer_errors;
   bool ok() const { return errors.empty(); }
 };
 

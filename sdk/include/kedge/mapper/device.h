@@ -60,7 +60,7 @@ struct Device {
   std::vector<Property> properties;
 
   std::string id() const { return ns + "/" + name; }
-  const Property* property(std::string_view name) const;
+  KEDGE_EXPORT const Property* property(std::string_view name) const;
 };
 
 // Builds a Device from a Device object and its DeviceModel (may be null: no

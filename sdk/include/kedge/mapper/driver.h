@@ -2,9 +2,10 @@
 //
 // The SDK creates one Driver per device (through the mapper's factory, which
 // also validates the device's protocol and visitor settings) and calls it
-// from that device's own thread only: a driver needs no locks, and a slow or
-// unreachable device holds up no other. Calls may block (libmodbus, serial
-// I/O); keep them bounded with the protocol's own timeouts.
+// one call at a time, from one of the engine's few threads (not always the
+// same one): a driver needs no locks, and a slow or unreachable device holds
+// one thread, not the others. Calls may block (libmodbus, serial I/O); keep
+// them bounded with the protocol's own timeouts.
 #pragma once
 
 #include <functional>

@@ -1,5 +1,6 @@
-// The Mapper SDK's engine: it runs a mapper's devices. Per device, on a
-// thread of its own: connect (with back-off), collect each property every
+// The Mapper SDK's engine: it runs a mapper's devices. Per device, as a job
+// of a small pool of threads (EngineOptions::max_threads; one device's driver
+// calls never overlap): connect (with back-off), collect each property every
 // collectCycle, push each reading per pushMethod (MQTT, HTTP), report the
 // properties with reportToCloud every reportCycle to the edge, write desired
 // values, watch health and report the device's state on change.
@@ -31,6 +32,8 @@ class logger;
 
 namespace kedge::mapper {
 
+class DevicePool;
+
 struct Reading {
   std::string property;
   std::string value;
@@ -39,7 +42,7 @@ struct Reading {
   std::string observed_desired;  // the desired value last written, if any
 };
 
-// Where reports go. Called from device threads, concurrently.
+// Where reports go. Called from the engine's threads, concurrently.
 class Uplink {
  public:
   virtual ~Uplink() = default;
@@ -54,6 +57,9 @@ struct EngineOptions {
   // Consecutive failed reads of a device before it is marked unhealthy and
   // reconnected.
   int max_read_failures = 3;
+  // Threads that run the devices' driver calls (started as needed). A
+  // blocking call holds one of them; the others go on.
+  size_t max_threads = 4;
 };
 
 class KEDGE_EXPORT Engine {
@@ -68,7 +74,7 @@ class KEDGE_EXPORT Engine {
 
   // Models and devices as the edge sends them (devices.kubeedge.io objects).
   // A device of another protocol, or one that does not parse, is refused
-  // with an error naming the problem. Updating a device restarts its thread
+  // with an error naming the problem. Updating a device restarts it
   // only if how to reach it changed; a new desired value alone is written.
   Status upsert_model(const boost::json::value& model);
   void remove_model(const std::string& ns, const std::string& name);
@@ -84,7 +90,7 @@ class KEDGE_EXPORT Engine {
 
   // Device-as-a-Service. The last readings and state of a device, or nullopt.
   std::optional<boost::json::object> snapshot(const std::string& ns, const std::string& name) const;
-  // Reads a property now, on the device's thread; `done` is called there (or
+  // Reads a property now, in the device's next step; `done` is called there (or
   // at once with kNotFound / kUnavailable).
   void read_now(const std::string& ns, const std::string& name, const std::string& property,
                 std::function<void(Status, Reading)> done);
@@ -107,6 +113,7 @@ class KEDGE_EXPORT Engine {
   std::shared_ptr<spdlog::logger> log_;
   EngineOptions opts_;
   std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<DevicePool> pool_;  // outlives every Worker (devices_ is emptied first)
   struct Counters {
     Counter *reads, *read_errors, *writes, *write_errors, *reports, *report_errors, *pushes,
         *push_errors;

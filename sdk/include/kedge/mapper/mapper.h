@@ -20,6 +20,7 @@
 
 #include <memory>
 
+#include "kedge/mapper/contract.h"
 #include "kedge/mapper/device.h"
 #include "kedge/mapper/driver.h"
 #include "kedge/mapper/engine.h"
@@ -52,9 +53,14 @@ inline constexpr ConfigKey kMapperPluginConfig[] = {
     {"http_address", ConfigType::kString, "\"\"",
      "Device-as-a-Service: host:port of the mapper's HTTP API (empty: not served).", false},
     {"health_cycle_ms", ConfigType::kInteger, "5000", "How often each device's health is checked.",
-     false},
+     false, 100, 3600000},
+    {"max_threads", ConfigType::kInteger, "4",
+     "Threads that run the devices' driver calls (started as needed).", false, 1, 64},
 };
 inline constexpr const char* kMapperPluginDependencies[] = {"dmi"};
+inline constexpr PeerDecl kMapperPluginPeers[] = {
+    {"dmi", "register (request), report and state of its devices", false},
+};
 
 }  // namespace kedge::mapper
 
@@ -75,7 +81,9 @@ inline constexpr const char* kMapperPluginDependencies[] = {"dmi"};
   }                                                                                \
   KEDGE_PLUGIN(KedgeMapperPlugin, {.name = kedge_mapper_info().name.c_str(),       \
                                    .version = kedge_mapper_info().version.c_str(), \
+                                   .group = ::kedge::mapper::contract::kMapperGroup, \
                                    .description = DESCRIPTION,                     \
                                    .config = ::kedge::mapper::kMapperPluginConfig, \
-                                   .dependencies = ::kedge::mapper::kMapperPluginDependencies})
+                                   .dependencies = ::kedge::mapper::kMapperPluginDependencies, \
+                                   .peers = ::kedge::mapper::kMapperPluginPeers})
 #endif
