@@ -175,16 +175,29 @@ for lib, rss in per.most_common(10):
 libs = sorted({os.path.basename(l.split()[5]) for l in open(f"/proc/{pid}/maps")
                if len(l.split()) >= 6 and ".so" in l.split()[5]})
 print("libs: " + " ".join(libs))
+# FOOTPRINT_DETAIL=libcrypto,libkedge_net: each mapping of those, page by kind.
+want = [w for w in os.environ.get("FOOTPRINT_DETAIL", "").split(",") if w]
+cur = None
+for l in open(f"/proc/{pid}/smaps") if want else []:
+    f = l.split()
+    if "-" in f[0] and len(f) >= 5 and not f[0].endswith(":"):
+        cur = {"name": f[5] if len(f) >= 6 else "[anon]", "perm": f[1]}
+    elif f[0] == "VmFlags:" and any(w in cur["name"] for w in want):
+        print(f"#     {os.path.basename(cur['name']):28s} {cur['perm']} size {cur['Size']:6d} rss {cur['Rss']:6d} "
+              f"clean {cur['Shared_Clean'] + cur['Private_Clean']:6d} dirty {cur['Private_Dirty']:5d} kB")
+    elif f[0].endswith(":") and len(f) >= 2 and f[1].isdigit():
+        cur[f[0][:-1]] = int(f[1])
 PY
 }
 
 pid=
 run_agent() {  # run_agent NAME MANIFEST: starts it; its pid in $pid
-  "$kedge" run "$2" >"$work/$1.log" 2>&1 &
+  ${FOOTPRINT_WRAP:-} "$kedge" run "$2" >"$work/$1.log" 2>&1 &  # e.g. FOOTPRINT_WRAP="heaptrack -o /tmp/h"
   pid=$!
   pids+=($pid)
 }
-stop_agent() {  # stops $pid and waits for it
+stop_agent() {  # stops $pid and waits for it (FOOTPRINT_HOLD=SECONDS: after a pause, to look at it)
+  [ -n "${FOOTPRINT_HOLD:-}" ] && { echo "# holding pid $pid for $FOOTPRINT_HOLD s"; sleep "$FOOTPRINT_HOLD"; }
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }

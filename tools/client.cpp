@@ -21,8 +21,8 @@
 #include <set>
 #include <sstream>
 
-#include "kedge/core/manifest.h"
 #include "kedge/common/pki.h"
+#include "kedge/core/manifest.h"
 #include "resources.h"
 #include "yaml.h"
 

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "client.h"
+#include "kedge/common/pki.h"
 #include "kedge/core/manifest.h"
 #include "kedge/export.h"
-#include "kedge/common/pki.h"
 #include "mapper_new.h"
 
 namespace fs = std::filesystem;

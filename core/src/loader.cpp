@@ -209,8 +209,9 @@ std::string describe_plugin(const LoadedPlugin& p) {
       o << ", no default";
     if (k.max > k.min) {
       auto num = [](double v) {
-        return v == static_cast<double>(static_cast<int64_t>(v)) ? std::to_string(static_cast<int64_t>(v))
-                                                                : std::to_string(v);
+        return v == static_cast<double>(static_cast<int64_t>(v))
+                   ? std::to_string(static_cast<int64_t>(v))
+                   : std::to_string(v);
       };
       o << ", range [" << num(k.min) << ", " << num(k.max) << "]";
     }

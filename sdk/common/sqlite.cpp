@@ -86,6 +86,7 @@ Db::OpenResult Db::open(const std::string& path, const Options& opts) {
   sqlite3_busy_timeout(raw, opts.busy_timeout_ms);
   std::string pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=";
   pragmas += opts.synchronous_full ? "FULL;" : "NORMAL;";
+  pragmas += " PRAGMA cache_size=-" + std::to_string(opts.cache_kib) + ";";
   if (Status s = db->exec(pragmas); !s) return {s, nullptr};
   return {{}, std::move(db)};
 }

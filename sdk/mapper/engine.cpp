@@ -29,7 +29,8 @@ namespace {
 
 // The object without its properties' desired values: if this changes, the
 // device starts over.
-std::string access_key(const json::value& device) {
+// (Kept as an FNV-1a hash of that text: 8 bytes a device.)
+uint64_t access_key(const json::value& device) {
   json::value v = device;
   if (auto* spec = v.is_object() ? v.as_object().if_contains("spec") : nullptr;
       spec && spec->is_object())
@@ -44,7 +45,9 @@ std::string access_key(const json::value& device) {
       md->as_object().erase("generation");
     }
   }
-  return json::serialize(v);
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : json::serialize(v)) h = (h ^ c) * 1099511628211ull;
+  return h;
 }
 
 std::string key_of(const json::value& obj) {
@@ -136,7 +139,8 @@ class Engine::Publisher {
     std::lock_guard lk(mu_);
     std::string key = host + ":" + std::to_string(port);
     if (auto it = clients_.find(key); it != clients_.end()) return it->second;
-    std::string id = "kedge-mapper-" + std::to_string(::getpid()) + "-" + std::to_string(kedge::now_ms());
+    std::string id =
+        "kedge-mapper-" + std::to_string(::getpid()) + "-" + std::to_string(kedge::now_ms());
     mosquitto* m = mosquitto_new(id.c_str(), true, nullptr);
     if (!m) return nullptr;
     mosquitto_reconnect_delay_set(m, 1, 30, true);
@@ -533,7 +537,7 @@ void Engine::remove_model(const std::string& ns, const std::string& name) {
 Status Engine::upsert_device(const json::value& device) {
   if (!device.is_object()) return invalid_argument("a Device must be a JSON object");
   std::string key = key_of(device);
-  std::string access = access_key(device);
+  uint64_t access = access_key(device);
   std::lock_guard lk(mu_);
   auto it = devices_.find(key);
   if (it != devices_.end() && it->second.worker && it->second.access_key == access) {

@@ -12,9 +12,9 @@
 #include <future>
 #include <thread>
 
-#include "kedge/json_codec.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
+#include "kedge/json_codec.h"
 #include "kedge/testing/harness.h"
 
 namespace kedge {

@@ -80,9 +80,9 @@ TEST(Loader, DescribeListsKeysWithTypeDefaultAndDescription) {
   EXPECT_THAT(d, HasSubstr("ABI version:  " + std::to_string(kAbiVersion)));
   EXPECT_THAT(d, HasSubstr("build:        " KEDGE_BUILD_FINGERPRINT));
   EXPECT_THAT(d, HasSubstr("dependencies: alpha"));
-  EXPECT_THAT(d,
-              HasSubstr("fail_start_times (integer), default 0, range [0, 100]\n      Fail the first N "
-                        "starts."));
+  EXPECT_THAT(
+      d, HasSubstr("fail_start_times (integer), default 0, range [0, 100]\n      Fail the first N "
+                   "starts."));
   EXPECT_THAT(d, HasSubstr("tags (array of strings), default []"));
 }
 

@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "dmi_convert.h"
+#include "kedge/common/net.h"
 #include "kedge/mapper/engine.h"
 #include "kedge/mapper/service.h"
-#include "kedge/common/net.h"
 #include "kedge/testing/harness.h"
 #include "modbus_codec.h"
 

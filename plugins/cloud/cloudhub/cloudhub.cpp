@@ -21,11 +21,11 @@
 #include <unordered_set>
 
 #include "channel.h"
-#include "kedge/json_codec.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
-#include "kedge/plugin.h"
 #include "kedge/common/sqlite.h"
+#include "kedge/json_codec.h"
+#include "kedge/plugin.h"
 
 namespace {
 

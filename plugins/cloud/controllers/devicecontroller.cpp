@@ -241,9 +241,13 @@ class DeviceController final : public kedge::Plugin {
     bool moved = old != devices_.end() && old->second.node != node;
     if (moved && !old->second.node.empty()) remove_from(old->second.node, old->second.obj);
     bool known = old != devices_.end() && !moved;
+    // A change of status alone (the edge's own reports) is not sent back
+    // down: with 1,000 devices reporting every 10 s that would be 200
+    // messages a second to the node, each stored and routed for nothing.
+    bool same = known && edge_view(old->second.obj) == edge_view(dev);
     auto before = known ? desired_of(old->second.obj) : std::map<std::string, std::string>{};
     devices_[k] = {node, dev};
-    if (node.empty()) return;
+    if (node.empty() || same) return;
     if (!known) membership(node, "added_devices", dev);
     if (auto m = models_.find(model); m != models_.end())
       send_object(node, known ? "update" : "insert", "devicemodel", m->second);
@@ -262,6 +266,22 @@ class DeviceController final : public kedge::Plugin {
           "device/" + str(dev, {"metadata", "name"}) + "/twin/cloud_updated",
           json::object{
               {"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", std::move(twin)}});
+  }
+
+  // What the edge is sent of a device: its metadata and spec, without what
+  // changes on every write (resourceVersion, generation, managedFields) and
+  // without its status.
+  static std::string edge_view(const json::value& dev) {
+    json::object v;
+    if (auto* md = find(dev, {"metadata"}); md && md->is_object()) {
+      json::object m = md->as_object();
+      m.erase("resourceVersion");
+      m.erase("generation");
+      m.erase("managedFields");
+      v["metadata"] = std::move(m);
+    }
+    if (auto* spec = find(dev, {"spec"})) v["spec"] = *spec;
+    return json::serialize(v);
   }
 
   void remove_from(const std::string& node, const json::value& dev) {

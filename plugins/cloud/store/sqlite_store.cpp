@@ -289,6 +289,7 @@ Result<std::unique_ptr<Store>> open_sqlite(const SqliteOptions& o) {
   if (o.history < 1) return {invalid_argument("store history must be at least 1 event")};
   sqlite::Options so;
   so.synchronous_full = o.synchronous_full;
+  so.cache_kib = 2000;  // the cloud's object store keeps SQLite's default cache
   auto db = sqlite::Db::open(o.path, so);
   if (!db.status) return {db.status};
   if (Status s = db.db->migrate("store", kSchema); !s) return {s};

@@ -26,8 +26,8 @@
 #include <map>
 #include <regex>
 
-#include "kedge/plugin.h"
 #include "kedge/common/sqlite.h"
+#include "kedge/plugin.h"
 
 namespace {
 
@@ -525,8 +525,10 @@ constexpr kedge::ConfigKey kConfig[] = {
     {"db_path", kedge::ConfigType::kString, "\"\"",
      "SQLite database of KubeEdge's device tables (default <data_dir>/twin.db).", false},
     {"dmi", kedge::ConfigType::kString, "\"dmi\"", "The module mappers are driven by.", false},
-    {"edgehub", kedge::ConfigType::kString, "\"edgehub\"", "The module that carries messages to "
-     "the cloud.", false},
+    {"edgehub", kedge::ConfigType::kString, "\"edgehub\"",
+     "The module that carries messages to "
+     "the cloud.",
+     false},
 };
 constexpr kedge::PeerDecl kPeers[] = {
     {"dmi", "stored device and model changes, \"desired\" values", true},

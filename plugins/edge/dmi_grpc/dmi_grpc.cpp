@@ -66,8 +66,8 @@ grpc::Status to_grpc(const Status& s) {
 
 Status from_grpc(const grpc::Status& gs) {
   if (gs.ok()) return {};
-  Code code = gs.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? Code::kInvalidArgument
-              : gs.error_code() == grpc::StatusCode::NOT_FOUND      ? Code::kNotFound
+  Code code = gs.error_code() == grpc::StatusCode::INVALID_ARGUMENT    ? Code::kInvalidArgument
+              : gs.error_code() == grpc::StatusCode::NOT_FOUND         ? Code::kNotFound
               : gs.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? Code::kTimeout
                                                                        : Code::kUnavailable;
   return {code, gs.error_message().empty() ? "gRPC code " + std::to_string(gs.error_code())
@@ -238,9 +238,9 @@ class DmiGrpc final : public kedge::Plugin {
     if (address.rfind("unix://", 0) == 0) address = address.substr(7);
     if (address.rfind("unix:", 0) == 0) address = address.substr(5);
     if (mi.protocol().empty() || address.empty())
-      return done(kedge::invalid_argument(mi.protocol().empty()
-                                              ? "mapper.protocol is required"
-                                              : "mapper.address (the mapper's socket) is required"));
+      return done(kedge::invalid_argument(
+          mi.protocol().empty() ? "mapper.protocol is required"
+                                : "mapper.address (the mapper's socket) is required"));
     std::string name = mi.name().empty() ? mi.protocol() + "-mapper" : mi.name();
     add(name, mi.protocol(), mi.version(), address);
     auto up = db_->prepare("INSERT OR REPLACE INTO devicemapper VALUES(?, ?, ?, ?)");
@@ -250,18 +250,18 @@ class DmiGrpc final : public kedge::Plugin {
     }
     log_->info("mapper {} {} registered for protocol {} at {}", name, mi.version(), mi.protocol(),
                address);
-    register_with_dmi(mi.protocol(), req.withdata(),
-                      [resp, done = std::move(done)](Status s, const json::value& a) {
-                        if (s) {
-                          if (auto* ms = kedge::json_path::find(a, {"models"}); ms && ms->is_array())
-                            for (auto& v : ms->as_array())
-                              *resp->add_modellist() = kedge::dmi::model_to_proto(v);
-                          if (auto* ds = kedge::json_path::find(a, {"devices"}); ds && ds->is_array())
-                            for (auto& v : ds->as_array())
-                              *resp->add_devicelist() = kedge::dmi::device_to_proto(v);
-                        }
-                        done(s);
-                      });
+    register_with_dmi(
+        mi.protocol(), req.withdata(),
+        [resp, done = std::move(done)](Status s, const json::value& a) {
+          if (s) {
+            if (auto* ms = kedge::json_path::find(a, {"models"}); ms && ms->is_array())
+              for (auto& v : ms->as_array()) *resp->add_modellist() = kedge::dmi::model_to_proto(v);
+            if (auto* ds = kedge::json_path::find(a, {"devices"}); ds && ds->is_array())
+              for (auto& v : ds->as_array())
+                *resp->add_devicelist() = kedge::dmi::device_to_proto(v);
+          }
+          done(s);
+        });
   }
 
   // A report or state from a mapper process, to dmi; `done` gets its verdict.
@@ -270,10 +270,9 @@ class DmiGrpc final : public kedge::Plugin {
     auto msg = kedge::make_message(ctx_->name(), "dmi", std::move(op),
                                    std::string(contract::kDevicePrefix) + ns + "/" + name,
                                    std::move(content));
-    ctx_->request(dmi_, kedge::share(std::move(msg)), 10s,
-                  [done = std::move(done)](Status s, MessagePtr r) {
-                    done(contract::answer_status(s, r));
-                  });
+    ctx_->request(
+        dmi_, kedge::share(std::move(msg)), 10s,
+        [done = std::move(done)](Status s, MessagePtr r) { done(contract::answer_status(s, r)); });
   }
 
   std::shared_ptr<int> alive() const { return alive_; }
@@ -417,9 +416,8 @@ grpc::Status ManagerService::MapperRegister(grpc::ServerContext*,
                                             pb::MapperRegisterResponse* resp) {
   // Built on the strand into a copy (the call may give up waiting first).
   auto out = std::make_shared<pb::MapperRegisterResponse>();
-  grpc::Status s = on_strand(d_, [this, req = *req, out](auto done) {
-    d_.register_mapper(req, out, std::move(done));
-  });
+  grpc::Status s = on_strand(
+      d_, [this, req = *req, out](auto done) { d_.register_mapper(req, out, std::move(done)); });
   if (s.ok()) resp->Swap(out.get());
   return s;
 }
@@ -452,7 +450,8 @@ constexpr kedge::ConfigKey kConfig[] = {
     {"socket", kedge::ConfigType::kString, "\"/etc/kubeedge/dmi.sock\"",
      "Unix socket of DeviceManagerService (relative: under data_dir).", false},
     {"call_timeout_ms", kedge::ConfigType::kInteger, "4000",
-     "Deadline of each gRPC call to a mapper (keep it below dmi's call_timeout_ms).", false, 100, 600000},
+     "Deadline of each gRPC call to a mapper (keep it below dmi's call_timeout_ms).", false, 100,
+     600000},
     {contract::kDmiKey, kedge::ConfigType::kString, "\"dmi\"",
      "The dmi module the mapper processes are registered with.", false},
 };

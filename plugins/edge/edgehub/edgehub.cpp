@@ -29,11 +29,11 @@
 #include <random>
 
 #include "channel.h"
-#include "kedge/json_codec.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
-#include "kedge/plugin.h"
 #include "kedge/common/sqlite.h"
+#include "kedge/json_codec.h"
+#include "kedge/plugin.h"
 
 namespace {
 
@@ -764,20 +764,23 @@ constexpr kedge::ConfigKey kConfig[] = {
      "A file holding the join token (a relative path is relative to the agent's data_dir).", false},
     {"heartbeat_s", kedge::ConfigType::kInteger, "15",
      "Keepalive interval; a cloud silent for 3 intervals is a dead link.", false, 1, 3600},
-    {"message_qps", kedge::ConfigType::kInteger, "30", "Upstream messages per second.", false, 1, 100000},
+    {"message_qps", kedge::ConfigType::kInteger, "30", "Upstream messages per second.", false, 1,
+     100000},
     {"message_burst", kedge::ConfigType::kInteger, "60", "Upstream burst.", false, 1, 1000000},
     {"connect_timeout_s", kedge::ConfigType::kInteger, "30", "Connect and handshake timeout.",
      false, 1, 600},
-    {"reconnect_min_ms", kedge::ConfigType::kInteger, "1000", "First reconnect delay.", false, 10, 600000},
-    {"reconnect_max_ms", kedge::ConfigType::kInteger, "30000", "Longest reconnect delay.", false, 10, 3600000},
+    {"reconnect_min_ms", kedge::ConfigType::kInteger, "1000", "First reconnect delay.", false, 10,
+     600000},
+    {"reconnect_max_ms", kedge::ConfigType::kInteger, "30000", "Longest reconnect delay.", false,
+     10, 3600000},
     {"ack_timeout_ms", kedge::ConfigType::kInteger, "5000",
      "Resend an upstream message not ACKed within this time (then with back-off).", false, 100,
      600000},
     {"expect_acks", kedge::ConfigType::kBool, "true",
      "The cloud ACKs upstream messages (kedge's cloudhub does; a stock CloudCore does not).",
      false},
-    {"max_frame_bytes", kedge::ConfigType::kInteger, "8388608", "Largest frame accepted.", false, 1024,
-     1073741824},
+    {"max_frame_bytes", kedge::ConfigType::kInteger, "8388608", "Largest frame accepted.", false,
+     1024, 1073741824},
     {"rotate_certificates", kedge::ConfigType::kBool, "true",
      "Renew the certificate at 70-90% of its lifetime, then reconnect with it.", false},
 };

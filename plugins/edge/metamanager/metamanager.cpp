@@ -22,8 +22,8 @@
 #include <filesystem>
 #include <set>
 
-#include "kedge/plugin.h"
 #include "kedge/common/sqlite.h"
+#include "kedge/plugin.h"
 
 namespace {
 

@@ -198,7 +198,7 @@ class ModbusDriver final : public kedge::mapper::Driver {
     return link_->with(slave_, timeout_ms_, [&](modbus_t* ctx) -> Status {
       if (v.table == Visitor::Table::kCoil)
         return modbus_write_bit(ctx, v.offset, value != 0 ? 1 : 0) == 1 ? Status{}
-                                                                         : failed("write", p);
+                                                                        : failed("write", p);
       int rc = v.limit == 1 ? modbus_write_register(ctx, v.offset, regs[0])
                             : modbus_write_registers(ctx, v.offset, v.limit, regs.data());
       return rc == 1 || rc == v.limit ? Status{} : failed("write", p);

@@ -56,7 +56,7 @@ inline constexpr uint32_t kAbiVersion = 2;
 #ifndef KEDGE_FP_ASAN
 #define KEDGE_FP_ASAN "0"
 #endif
-#define KEDGE_BUILD_FINGERPRINT                                                            \
+#define KEDGE_BUILD_FINGERPRINT \
   "abi=2;cxx=" KEDGE_FP_COMPILER ";libstdc++=" KEDGE_STR(_GLIBCXX_RELEASE) ";cxx11abi=" \
   KEDGE_STR(_GLIBCXX_USE_CXX11_ABI) ";boost=" KEDGE_STR(BOOST_VERSION) ";spdlog="        \
   KEDGE_STR(SPDLOG_VER_MAJOR) "." KEDGE_STR(SPDLOG_VER_MINOR) "." KEDGE_STR(            \
@@ -90,10 +90,10 @@ struct PeerDecl {
 // What a plugin library exports. Plain C layout; the strings and arrays are
 // static data of the plugin library, which is never unloaded.
 struct PluginDescriptor {
-  uint32_t abi_version;      // must be the first field
-  uint32_t descriptor_size;  // sizeof(PluginDescriptor) as the plugin saw it
+  uint32_t abi_version;           // must be the first field
+  uint32_t descriptor_size;       // sizeof(PluginDescriptor) as the plugin saw it
   const char* build_fingerprint;  // KEDGE_BUILD_FINGERPRINT as the plugin was built
-  const char* name;          // module name: [a-z0-9][a-z0-9_-]*
+  const char* name;               // module name: [a-z0-9][a-z0-9_-]*
   const char* version;
   const char* group;  // module group; defaults to name
   const char* description;

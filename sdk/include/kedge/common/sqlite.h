@@ -60,6 +60,10 @@ struct Options {
   // needs). NORMAL: faster, a power cut may lose the last commits.
   bool synchronous_full = true;
   int busy_timeout_ms = 5000;
+  // The page cache of this connection (PRAGMA cache_size), in KiB. An edge
+  // keeps it small (reads that miss it come from the OS's page cache);
+  // SQLite's own default is 2000.
+  int cache_kib = 256;
 };
 
 class KEDGE_EXPORT Db {

@@ -71,9 +71,8 @@ struct Registration {
 };
 
 inline boost::json::object to_json(const Registration& r) {
-  return {{"name", r.name},           {"version", r.version},
-          {"protocol", r.protocol},   {"module", r.module},
-          {"with_data", r.with_data}, {"if_absent", r.if_absent},
+  return {{"name", r.name},          {"version", r.version},     {"protocol", r.protocol},
+          {"module", r.module},      {"with_data", r.with_data}, {"if_absent", r.if_absent},
           {"api_version", "v1beta1"}};
 }
 
@@ -112,9 +111,9 @@ inline Status answer_status(const Status& transport, const MessagePtr& answer) {
   std::string text = e->is_string() ? std::string(e->as_string()) : boost::json::serialize(*e);
   auto* c = o.if_contains("code");
   if (!c || !c->is_string()) return invalid_argument(std::move(text));
-  for (Code k : {Code::kNotFound, Code::kFull, Code::kTimeout, Code::kUnavailable,
-                 Code::kFailedPrecondition, Code::kInternal, Code::kAlreadyExists,
-                 Code::kConflict, Code::kGone})
+  for (Code k :
+       {Code::kNotFound, Code::kFull, Code::kTimeout, Code::kUnavailable, Code::kFailedPrecondition,
+        Code::kInternal, Code::kAlreadyExists, Code::kConflict, Code::kGone})
     if (c->as_string() == code_name(k)) return {k, std::move(text)};
   return invalid_argument(std::move(text));
 }

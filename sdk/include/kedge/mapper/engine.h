@@ -102,7 +102,7 @@ class KEDGE_EXPORT Engine {
   class Publisher;
   struct Entry {
     boost::json::value object;
-    std::string access_key;  // the object without desired values: what needs a restart
+    uint64_t access_key = 0;  // hash of the object without desired values: what needs a restart
     std::unique_ptr<Worker> worker;
   };
   Status start_device(const std::string& key, Entry& e, const boost::json::value* model);

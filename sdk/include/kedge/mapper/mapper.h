@@ -68,22 +68,22 @@ inline constexpr PeerDecl kMapperPluginPeers[] = {
 #define KEDGE_MAPPER(INFO_FN, DESCRIPTION) \
   int main(int argc, char** argv) { return ::kedge::mapper::run_standalone(argc, argv, INFO_FN()); }
 #else
-#define KEDGE_MAPPER(INFO_FN, DESCRIPTION)                                         \
-  namespace {                                                                      \
-  class KedgeMapperPlugin final : public ::kedge::mapper::MapperPlugin {           \
-   public:                                                                         \
-    KedgeMapperPlugin() : MapperPlugin(INFO_FN()) {}                               \
-  };                                                                               \
-  const ::kedge::mapper::MapperInfo& kedge_mapper_info() {                         \
-    static const ::kedge::mapper::MapperInfo kedge_info_ = INFO_FN();              \
-    return kedge_info_;                                                            \
-  }                                                                                \
-  }                                                                                \
-  KEDGE_PLUGIN(KedgeMapperPlugin, {.name = kedge_mapper_info().name.c_str(),       \
-                                   .version = kedge_mapper_info().version.c_str(), \
-                                   .group = ::kedge::mapper::contract::kMapperGroup, \
-                                   .description = DESCRIPTION,                     \
-                                   .config = ::kedge::mapper::kMapperPluginConfig, \
+#define KEDGE_MAPPER(INFO_FN, DESCRIPTION)                                                     \
+  namespace {                                                                                  \
+  class KedgeMapperPlugin final : public ::kedge::mapper::MapperPlugin {                       \
+   public:                                                                                     \
+    KedgeMapperPlugin() : MapperPlugin(INFO_FN()) {}                                           \
+  };                                                                                           \
+  const ::kedge::mapper::MapperInfo& kedge_mapper_info() {                                     \
+    static const ::kedge::mapper::MapperInfo kedge_info_ = INFO_FN();                          \
+    return kedge_info_;                                                                        \
+  }                                                                                            \
+  }                                                                                            \
+  KEDGE_PLUGIN(KedgeMapperPlugin, {.name = kedge_mapper_info().name.c_str(),                   \
+                                   .version = kedge_mapper_info().version.c_str(),             \
+                                   .group = ::kedge::mapper::contract::kMapperGroup,           \
+                                   .description = DESCRIPTION,                                 \
+                                   .config = ::kedge::mapper::kMapperPluginConfig,             \
                                    .dependencies = ::kedge::mapper::kMapperPluginDependencies, \
                                    .peers = ::kedge::mapper::kMapperPluginPeers})
 #endif
