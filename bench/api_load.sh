@@ -14,7 +14,7 @@ conns=${4:-8}
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -KILL $p 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../tests/cli/free_port.py"; }
 port=$(free_port)
 extra='store = "sqlite"'
 if [ "$store" = etcd ]; then

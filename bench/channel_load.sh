@@ -15,8 +15,8 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -KILL $p 2>/dev/null || true; done; rm -rf "$work"' EXIT
 ulimit -n 65536 2>/dev/null || true
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-https=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(python3 "$(dirname "$0")/../tests/cli/free_port.py")
+https=$(python3 "$(dirname "$0")/../tests/cli/free_port.py")
 cat >"$work/cloud.toml" <<TOML
 [agent]
 node_name = "cloud"

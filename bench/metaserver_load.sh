@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../tests/cli/free_port.py"; }
 
 # fill DB PODS_IN_DEFAULT OTHER_OBJECTS
 fill() {

@@ -142,8 +142,21 @@ std::pair<Status, MessagePtr> Harness::request(const std::string& to, Message m,
 
 core::Kernel& Harness::kernel() { return *kernel_; }
 
+// A port below Linux's ephemeral range (32768-60999): the kernel never hands
+// it out for a connect() or a bind to port 0 in the meantime, so another test
+// cannot take it between this check and the server's own bind.
 uint16_t Harness::free_port() {
+  static std::mt19937 rng{std::random_device{}() ^ static_cast<unsigned>(::getpid())};
+  std::uniform_int_distribution<int> pick(20000, 32000);
   boost::asio::io_context io;
+  for (int i = 0; i < 500; ++i) {
+    auto port = static_cast<uint16_t>(pick(rng));
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::acceptor a(io);
+    a.open(boost::asio::ip::tcp::v4(), ec);
+    if (!ec) a.bind({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (!ec) return port;
+  }
   boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
   return a.local_endpoint().port();
 }

@@ -141,10 +141,13 @@ wait $cloud
 "$KEDGE" run "$work/edge.toml" >"$work/edge3.log" 2>&1 &
 edge=$!
 pids+=($edge)
-kc=(kubectl --server "http://127.0.0.1:$pm")
+# kubectl's discovery cache is the test's own: a cache left in ~/.kube by
+# another server on the same port must not answer for this one.
+kc=(kubectl --server "http://127.0.0.1:$pm" --cache-dir "$work/kube-cache")
 if command -v kubectl >/dev/null; then
   wait_for "the edge's API" bash -c "${kc[*]} get pods"
-  "${kc[@]}" get pods | grep -qE '^web +' || fail "kubectl get pods (offline)"
+  "${kc[@]}" get pods >"$work/pods.out" 2>&1
+  grep -qE '^web +' "$work/pods.out" || fail "kubectl get pods (offline): $(cat "$work/pods.out")"
   "${kc[@]}" get pod web -o jsonpath='{.status.phase}' | grep -qx Running || fail "pod status (offline)"
   "${kc[@]}" get configmaps | grep -qE '^web-config +' || fail "kubectl get configmaps (offline)"
   "${kc[@]}" get pods -l app=none 2>&1 | grep -q "No resources found" || fail "label selector"

@@ -89,7 +89,7 @@ curl -s -o /dev/null "http://127.0.0.1:$pm/api/v1/pods" && fail "plain HTTP is s
 checks=curl
 if command -v kubectl >/dev/null; then
   checks="curl and kubectl"
-  k() { kubectl --server "$url" --certificate-authority "$ca" "$@"; }
+  k() { kubectl --cache-dir "$work/kube-cache" --server "$url" --certificate-authority "$ca" "$@"; }
   k --token "$reader" get pods >"$work/k.out" 2>&1 || fail "kubectl get pods: $(cat "$work/k.out")"
   grep -qE '^web ' "$work/k.out" || fail "kubectl does not list web: $(cat "$work/k.out")"
   k --token "$reader" get pod web -o jsonpath='{.metadata.name}' >"$work/k.out" 2>&1

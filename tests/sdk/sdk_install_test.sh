@@ -87,7 +87,7 @@ cmake --build "$work/thermo/build" -j2 >"$work/thermo-build.log" || { cat "$work
   grep -q "exists and is not empty"
 
 step "the mapper runs its device beside an installed cloud and edge"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../cli/free_port.py"; }
 hub=$(free_port); https=$(free_port); api=$(free_port)
 cat >"$work/cloud.toml" <<TOML
 [agent]
