@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 
+#include "kedge/common/json.h"
 #include "kedge/common/pki.h"
 #include "kedge/core/manifest.h"
 #include "resources.h"
@@ -306,25 +307,8 @@ std::string age(const json::value& obj) {
   return std::to_string(secs / 86400) + "d";
 }
 
-const json::value* at_value(const json::value& v, std::initializer_list<const char*> path) {
-  const json::value* cur = &v;
-  for (const char* p : path) {
-    auto* o = cur->if_object();
-    if (!o) return nullptr;
-    cur = o->if_contains(p);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
-
-std::string at(const json::value& v, std::initializer_list<const char*> path) {
-  const json::value* cur = at_value(v, path);
-  if (!cur) return "";
-  if (cur->is_string()) return std::string(cur->as_string());
-  if (cur->is_int64()) return std::to_string(cur->as_int64());
-  if (cur->is_bool()) return cur->as_bool() ? "true" : "false";
-  return "";
-}
+constexpr auto& at_value = kedge::json_path::find;
+constexpr auto& at = kedge::json_path::scalar_text;
 
 size_t count_of(const json::value& v, const char* field) {
   auto* o = v.if_object();

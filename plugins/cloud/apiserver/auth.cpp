@@ -21,6 +21,7 @@
 #include <chrono>
 
 #include "api.h"
+#include "kedge/common/json.h"
 #include "kedge/common/pki.h"
 
 namespace kedge::api {
@@ -29,17 +30,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::string str(const json::value& v, std::initializer_list<const char*> path) {
-  const json::value* cur = &v;
-  for (const char* p : path) {
-    auto* o = cur->if_object();
-    if (!o) return {};
-    auto* next = o->if_contains(p);
-    if (!next) return {};
-    cur = next;
-  }
-  return cur->is_string() ? std::string(cur->as_string()) : std::string();
-}
+constexpr auto& str = kedge::json_path::string_at;
 
 bool has(const json::value& list, const std::string& want, bool star = true) {
   auto* a = list.if_array();

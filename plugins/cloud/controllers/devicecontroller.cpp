@@ -27,6 +27,7 @@
 #include <set>
 
 #include "k8s.h"
+#include "kedge/common/json.h"
 #include "kedge/plugin.h"
 
 namespace {
@@ -39,24 +40,8 @@ using namespace std::chrono_literals;
 const char* kDevices = "/apis/devices.kubeedge.io/v1beta1/devices";
 const char* kModels = "/apis/devices.kubeedge.io/v1beta1/devicemodels";
 
-const json::value* find(const json::value& v, std::initializer_list<const char*> path) {
-  const json::value* cur = &v;
-  for (const char* p : path) {
-    auto* o = cur->if_object();
-    if (!o) return nullptr;
-    cur = o->if_contains(p);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
-std::string str(const json::value& v, std::initializer_list<const char*> path) {
-  auto* x = find(v, path);
-  if (!x) return {};
-  if (x->is_string()) return std::string(x->as_string());
-  if (x->is_int64()) return std::to_string(x->as_int64());
-  if (x->is_double() || x->is_bool()) return json::serialize(*x);
-  return {};
-}
+using kedge::json_path::find;
+constexpr auto& str = kedge::json_path::scalar_text;
 using kedge::now_ms;
 
 // The node a device is bound to.

@@ -22,6 +22,7 @@
 #include <optional>
 
 #include "k8s.h"
+#include "kedge/common/json.h"
 #include "kedge/plugin.h"
 
 namespace {
@@ -31,16 +32,7 @@ using kedge::MessagePtr;
 using kedge::Status;
 using namespace std::chrono_literals;
 
-std::string str(const json::value& v, std::initializer_list<const char*> path) {
-  const json::value* cur = &v;
-  for (const char* p : path) {
-    auto* o = cur->if_object();
-    if (!o) return {};
-    cur = o->if_contains(p);
-    if (!cur) return {};
-  }
-  return cur->is_string() ? std::string(cur->as_string()) : std::string();
-}
+constexpr auto& str = kedge::json_path::string_at;
 
 // configmaps and secrets a pod uses: volumes, env and envFrom.
 std::set<std::pair<std::string, std::string>> refs_of(const json::value& pod) {

@@ -26,6 +26,7 @@
 #include <map>
 #include <regex>
 
+#include "kedge/common/json.h"
 #include "kedge/common/sqlite.h"
 #include "kedge/plugin.h"
 
@@ -54,23 +55,8 @@ const std::vector<std::string> kSchema = {
 const std::regex kKey("^[a-zA-Z0-9-_.,:/@#]{1,128}$");
 const std::regex kValue("^[a-zA-Z0-9-_.,:/@#]{1,512}$");
 
-const json::value* find(const json::value& v, std::initializer_list<const char*> path) {
-  const json::value* cur = &v;
-  for (const char* p : path) {
-    auto* o = cur->if_object();
-    if (!o) return nullptr;
-    cur = o->if_contains(p);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
-std::string str(const json::value& v, std::initializer_list<const char*> path) {
-  auto* x = find(v, path);
-  if (!x) return {};
-  if (x->is_string()) return std::string(x->as_string());
-  if (x->is_int64() || x->is_uint64() || x->is_double() || x->is_bool()) return json::serialize(*x);
-  return {};
-}
+using kedge::json_path::find;
+constexpr auto& str = kedge::json_path::scalar_text;
 using kedge::now_ms;
 json::value parse_or_null(const std::string& text) {
   json::error_code ec;

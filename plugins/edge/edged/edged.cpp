@@ -51,6 +51,7 @@
 #include <thread>
 
 #include "k8s.h"
+#include "kedge/common/json.h"
 #include "kedge/common/pki.h"
 #include "kedge/plugin.h"
 #include "pod_util.h"
@@ -77,36 +78,10 @@ constexpr const char* kHash = "kedge.io/container-hash";
 constexpr const char* kGrace = "kedge.io/termination-grace-seconds";
 constexpr const char* kKubeletVersion = "v1.22.17-kedge-0.1.0";
 
-const json::value* find(const json::value& v, std::initializer_list<const char*> path) {
-  const json::value* cur = &v;
-  for (const char* p : path) {
-    auto* o = cur->if_object();
-    if (!o) return nullptr;
-    cur = o->if_contains(p);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
-std::string str(const json::value& v, std::initializer_list<const char*> path) {
-  auto* x = find(v, path);
-  if (!x) return {};
-  if (x->is_string()) return std::string(x->as_string());
-  if (x->is_int64()) return std::to_string(x->as_int64());
-  return {};
-}
-int64_t num(const json::value& v, std::initializer_list<const char*> path, int64_t def) {
-  auto* x = find(v, path);
-  if (!x) return def;
-  if (x->is_int64()) return x->as_int64();
-  if (x->is_uint64()) return static_cast<int64_t>(x->as_uint64());
-  if (x->is_double()) return static_cast<int64_t>(x->as_double());
-  return def;
-}
-const json::array& arr(const json::value& v, std::initializer_list<const char*> path) {
-  static const json::array kEmpty;
-  auto* x = find(v, path);
-  return x && x->is_array() ? x->as_array() : kEmpty;
-}
+using kedge::json_path::find;
+constexpr auto& str = kedge::json_path::scalar_text;
+constexpr auto& num = kedge::json_path::integer_at;
+constexpr auto& arr = kedge::json_path::array_at;
 std::string read_first_line(const std::string& path) {
   std::ifstream f(path);
   std::string l;

@@ -64,4 +64,11 @@ inline int64_t integer_at(const boost::json::value& v, Path path, int64_t fallba
   return fallback;
 }
 
+// The array at `path`, or an empty one.
+inline const boost::json::array& array_at(const boost::json::value& v, Path path) {
+  static const boost::json::array kEmpty;
+  auto* x = find(v, path);
+  return x && x->is_array() ? x->as_array() : kEmpty;
+}
+
 }  // namespace kedge::json_path
