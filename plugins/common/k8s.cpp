@@ -1,9 +1,14 @@
 #include "k8s.h"
 
-#include <boost/json/serialize.hpp>
-#include <chrono>
+#include "kedge/common/json.h"
+
+#include <spdlog/logger.h>
+
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/serialize.hpp>
 #include <cctype>
+#include <chrono>
 #include <ctime>
 
 namespace kedge::k8s {
@@ -109,8 +114,9 @@ SelectorResult parse_label_selector(const std::string& s) {
   for (auto& raw : parts) {
     std::string p = trim(raw);
     auto fail = [&](const std::string& why) {
-      return SelectorResult{invalid_argument(
-          "unable to parse requirement \"" + p + "\" of label selector \"" + s + "\": " + why), {}};
+      return SelectorResult{invalid_argument("unable to parse requirement \"" + p +
+                                             "\" of label selector \"" + s + "\": " + why),
+                            {}};
     };
     Selector::Req r;
     size_t pos;
@@ -156,6 +162,66 @@ SelectorResult parse_label_selector(const std::string& s) {
     sel.reqs.push_back(std::move(r));
   }
   return {{}, std::move(sel)};
+}
+
+// ---- Watches ----
+
+Watches::Watches(Context& ctx, Handler on_event, std::chrono::milliseconds retry_after)
+    : ctx_(ctx), handler_(std::move(on_event)), retry_after_(retry_after) {}
+Watches::~Watches() { *alive_ = false; }
+
+void Watches::watch(const std::string& path) { start(path, ""); }
+
+void Watches::start(const std::string& path, const std::string& rv) {
+  std::string target = path + "?watch=1" + (rv.empty() ? "" : "&resourceVersion=" + rv);
+  auto m = make_message(ctx_.name(), "resource", "watch", target, json::object{{"target", target}});
+  std::string id = m.header.id;
+  if (Status s = ctx_.send("apiserver", share(std::move(m))); !s) {
+    ctx_.logger()->warn("cannot watch {}: {}; retrying", path, s.message());
+    return retry_later(path, rv);
+  }
+  watches_[id] = {path, rv};
+}
+
+void Watches::retry_later(const std::string& path, const std::string& rv) {
+  auto t = std::make_shared<boost::asio::steady_timer>(ctx_.executor(), retry_after_);
+  t->async_wait(
+      [this, t, path, rv, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+        auto a = alive.lock();
+        if (!ec && a && *a) start(path, rv);
+      });
+}
+
+bool Watches::on_message(const MessagePtr& m) {
+  auto it = watches_.find(m->header.parent_id);
+  if (it == watches_.end()) return false;
+  std::string type = json_path::string_at(m->content, {"type"});
+  auto* obj = json_path::find(m->content, {"object"});
+  if (!obj || !obj->is_object()) return true;
+  if (type == "ERROR") {
+    // 410 Gone: start over from the current state; otherwise resume.
+    bool expired = json_path::integer_at(*obj, {"code"}) == 410;
+    State w = it->second;
+    watches_.erase(it);
+    ctx_.logger()->info("watch on {} ended ({}); watching again", w.path,
+                        json_path::string_at(*obj, {"message"}));
+    retry_later(w.path, expired ? "" : w.rv);
+    return true;
+  }
+  it->second.rv = json_path::string_at(*obj, {"metadata", "resourceVersion"});
+  std::string path = it->second.path;  // the handler may add watches
+  handler_(path, type, *obj);
+  return true;
+}
+
+void Watches::stop() {
+  *alive_ = false;
+  for (auto& [id, w] : watches_) {
+    auto m = make_message(ctx_.name(), "resource", "unwatch", "");
+    m.header.parent_id = id;
+    (void)ctx_.send("apiserver", share(std::move(m)));
+  }
+  watches_.clear();
 }
 
 }  // namespace kedge::k8s

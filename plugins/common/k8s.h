@@ -2,8 +2,10 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -42,5 +44,41 @@ struct SelectorResult {
 SelectorResult parse_label_selector(const std::string& s);
 // metadata.labels of an object.
 std::map<std::string, std::string> labels_of(const boost::json::value& obj);
+
+// Watches on the apiserver plugin's message API, kept up: a watch that ends
+// resumes from the last resourceVersion seen, or starts over (a fresh list
+// and watch) after 410 Gone, as client-go's reflector does; while apiserver
+// is not there, every second. Runs on the plugin's executor.
+class Watches {
+ public:
+  // (path watched, event type ADDED/MODIFIED/DELETED, object)
+  using Handler = std::function<void(const std::string& path, const std::string& type,
+                                     const boost::json::value& object)>;
+  Watches(Context& ctx, Handler on_event,
+          std::chrono::milliseconds retry_after = std::chrono::seconds(1));
+  ~Watches();
+  Watches(const Watches&) = delete;
+  Watches& operator=(const Watches&) = delete;
+
+  // Starts watching a collection path, e.g. "/api/v1/pods".
+  void watch(const std::string& path);
+  // Takes a "watchevent" message; false when it is not for one of these.
+  bool on_message(const MessagePtr& m);
+  // Ends every watch (unwatch to apiserver); no retry fires afterwards.
+  void stop();
+
+ private:
+  struct State {
+    std::string path, rv;  // the last resourceVersion seen
+  };
+  void start(const std::string& path, const std::string& rv);
+  void retry_later(const std::string& path, const std::string& rv);
+
+  Context& ctx_;
+  Handler handler_;
+  std::chrono::milliseconds retry_after_;
+  std::map<std::string, State> watches_;  // watch message id -> state
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
 
 }  // namespace kedge::k8s

@@ -100,19 +100,19 @@ struct MapperPlugin::Impl : Uplink, std::enable_shared_from_this<Impl> {
     const std::string& r = m->route.resource;
     const std::string& op = m->route.operation;
     if (op == "register") return do_register();  // dmi asks again (it restarted)
-    if (op == "query") return query(m);
+    if (op == kedge::op::kQuery) return query(m);
     size_t a = r.find('/');
     size_t b = a == std::string::npos ? a : r.find('/', a + 1);
     if (b == std::string::npos) return reply(m, invalid_argument("bad resource " + r));
     std::string ns = r.substr(0, a), type = r.substr(a + 1, b - a - 1), name = r.substr(b + 1);
     Status s;
     if (type == "device") {
-      if (op == "delete")
+      if (op == kedge::op::kDelete)
         engine->remove_device(ns, name);
       else
         s = engine->upsert_device(m->content);
     } else if (type == "devicemodel") {
-      if (op == "delete")
+      if (op == kedge::op::kDelete)
         engine->remove_model(ns, name);
       else
         s = engine->upsert_model(m->content);

@@ -282,7 +282,7 @@ class ApiServer final : public kedge::Plugin {
   }
 
   // An edge's metaserver asks whether a caller's request may be served
-  // (KubeEdge's Application, spec §4.4): the token in `Token` is
+  // (KubeEdge's Application): the token in `Token` is
   // authenticated and the request (`Verb` on `Key`) authorized with RBAC.
   // The answer is the Application with Status Approved, or Rejected with a
   // Kubernetes Status in Error.ErrStatus (401 or 403). Without

@@ -411,7 +411,7 @@ class CloudHub final : public kedge::Plugin {
                     st.message());
       return;
     }
-    // Device reports come in group resource from stock edges (spec §5.3):
+    // Device reports come in group resource from stock edges (KubeEdge twin uploads):
     // they are the device controller's, as twin messages are.
     std::string group = shared->route.group;
     if (group == "resource") {

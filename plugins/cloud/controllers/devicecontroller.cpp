@@ -1,6 +1,6 @@
 // devicecontroller: devices between the API and the edge nodes (docs/devices.md).
 //
-// Down (spec §5.3, "Cloud→edge device messages"): watches Devices and
+// Down (as KubeEdge 1.12 cloud/pkg/devicecontroller does): watches Devices and
 // DeviceModels (devices.kubeedge.io/v1beta1) and sends each device's node
 // * a membership update (group twin, node/<node>/membership, op update,
 //   added_devices / removed_devices) when a device joins or leaves it;
@@ -85,23 +85,28 @@ class DeviceController final : public kedge::Plugin {
     return {};
   }
   Status start() override {
-    watch(kModels, "");
-    watch(kDevices, "");
+    watches_.emplace(
+        *ctx_, [this](const std::string& path, const std::string& type, const json::value& obj) {
+          if (path == kModels)
+            on_model(type, obj);
+          else
+            on_device(type, obj);
+        });
+    watches_->watch(kModels);
+    watches_->watch(kDevices);
     return {};
   }
   Status stop() override {
-    for (auto& [id, w] : watches_) {
-      auto m = kedge::make_message(ctx_->name(), "resource", "unwatch", "");
-      m.header.parent_id = id;
-      (void)ctx_->send("apiserver", kedge::share(std::move(m)));
-    }
-    watches_.clear();
+    if (watches_) watches_->stop();
     return {};
   }
 
   void on_message(const MessagePtr& m) override {
     const std::string& op = m->route.operation;
-    if (op == "watchevent") return on_watch_event(m);
+    if (op == "watchevent") {
+      if (watches_) watches_->on_message(m);
+      return;
+    }
     if (op == "resync") return resync(str(m->content, {"node"}));
     if (op == "connected") return resync(str(m->content, {"client_id"}));
     if (op == "disconnected") return;
@@ -109,51 +114,10 @@ class DeviceController final : public kedge::Plugin {
   }
 
  private:
-  struct WatchState {
-    std::string path, rv;
-  };
   struct Dev {
     std::string node;
     json::value obj;
   };
-
-  void watch(const std::string& path, const std::string& rv) {
-    std::string target = path + "?watch=1" + (rv.empty() ? "" : "&resourceVersion=" + rv);
-    auto m = kedge::make_message(ctx_->name(), "resource", "watch", target,
-                                 json::object{{"target", target}});
-    std::string id = m.header.id;
-    if (Status s = ctx_->send("apiserver", kedge::share(std::move(m))); !s) {
-      log_->warn("cannot watch {}: {}; retrying", path, s.message());
-      return retry_later(path, rv);
-    }
-    watches_[id] = {path, rv};
-  }
-  void retry_later(const std::string& path, const std::string& rv) {
-    auto t = std::make_shared<boost::asio::steady_timer>(ctx_->executor(), 1s);
-    t->async_wait([this, t, path, rv](boost::system::error_code ec) {
-      if (!ec) watch(path, rv);
-    });
-  }
-
-  void on_watch_event(const MessagePtr& m) {
-    auto it = watches_.find(m->header.parent_id);
-    if (it == watches_.end()) return;
-    std::string type = str(m->content, {"type"});
-    auto* obj = find(m->content, {"object"});
-    if (!obj || !obj->is_object()) return;
-    if (type == "ERROR") {
-      bool expired = str(*obj, {"code"}) == "410";
-      WatchState w = it->second;
-      watches_.erase(it);
-      retry_later(w.path, expired ? "" : w.rv);
-      return;
-    }
-    it->second.rv = str(*obj, {"metadata", "resourceVersion"});
-    if (it->second.path == kModels)
-      on_model(type, *obj);
-    else
-      on_device(type, *obj);
-  }
 
   static std::string key(const json::value& o) {
     return str(o, {"metadata", "namespace"}) + "/" + str(o, {"metadata", "name"});
@@ -176,7 +140,7 @@ class DeviceController final : public kedge::Plugin {
          obj, str(obj, {"metadata", "resourceVersion"}));
   }
 
-  // The device as a membership entry (spec §5.2 Device).
+  // The device as a membership entry (KubeEdge devicetwin dttype.Device).
   json::object member(const json::value& dev) {
     json::object twin;
     std::string model_key =
@@ -403,7 +367,7 @@ class DeviceController final : public kedge::Plugin {
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  std::map<std::string, WatchState> watches_;
+  std::optional<kedge::k8s::Watches> watches_;
   std::map<std::string, Dev> devices_;         // ns/name
   std::map<std::string, json::value> models_;  // ns/name
   kedge::Counter *sent_ = nullptr, *reports_ = nullptr, *refused_ = nullptr;

@@ -7,10 +7,9 @@
 // ops insert/update/delete, the object's resourceVersion in the header). A
 // node marked for a full resync by cloudhub gets everything again.
 //
-// Up: writes back what edges report (spec §2.2): podpatch and podstatus,
-// node registration (insert), nodepatch and nodestatus, and answers queries
-// for configmaps, secrets and the node. A node may only report on itself and
-// on pods bound to it.
+// Up: writes back what edges report (cloud/pkg/edgecontroller/controller/upstream.go): podpatch and
+// podstatus, node registration (insert), nodepatch and nodestatus, and answers queries for
+// configmaps, secrets and the node. A node may only report on itself and on pods bound to it.
 #include <spdlog/logger.h>
 
 #include <boost/asio/steady_timer.hpp>
@@ -86,82 +85,35 @@ class EdgeController final : public kedge::Plugin {
   }
   Status start() override {
     retry_.emplace(ctx_->executor());
-    for (const char* t : {"pods", "configmaps", "secrets"}) watch(t, "");
+    watches_.emplace(
+        *ctx_, [this](const std::string& path, const std::string& type, const json::value& obj) {
+          if (path == "/api/v1/pods")
+            on_pod(type, obj);
+          else
+            on_config(path == "/api/v1/configmaps" ? "configmap" : "secret", type, obj);
+        });
+    for (const char* t : {"pods", "configmaps", "secrets"})
+      watches_->watch(std::string("/api/v1/") + t);
     return {};
   }
   Status stop() override {
     if (retry_) retry_->cancel();
-    for (auto& [id, w] : watches_) (void)ctx_->send("apiserver", unwatch_message(id));
-    watches_.clear();
+    if (watches_) watches_->stop();
     return {};
   }
 
   void on_message(const MessagePtr& m) override {
     const std::string& op = m->route.operation;
-    if (op == "watchevent") return on_watch_event(m);
+    if (op == "watchevent") {
+      if (watches_) watches_->on_message(m);
+      return;
+    }
     if (op == "resync") return resync(str(m->content, {"node"}));
     if (op == "connected" || op == "disconnected") return;  // nodecontroller's
     if (m->route.resource.rfind("node/", 0) == 0) return on_report(m);
   }
 
  private:
-  // ---- watches on the API ----
-  struct WatchState {
-    std::string type;  // pods, configmaps, secrets
-    std::string rv;    // the last resourceVersion seen
-  };
-
-  MessagePtr unwatch_message(const std::string& id) {
-    auto m = kedge::make_message(ctx_->name(), "resource", "unwatch", "");
-    m.header.parent_id = id;
-    return kedge::share(std::move(m));
-  }
-
-  void watch(const std::string& type, const std::string& rv) {
-    std::string target =
-        "/api/v1/" + type + "?watch=1" + (rv.empty() ? "" : "&resourceVersion=" + rv);
-    auto m = kedge::make_message(ctx_->name(), "resource", "watch", target,
-                                 json::object{{"target", target}});
-    std::string id = m.header.id;
-    if (Status s = ctx_->send("apiserver", kedge::share(std::move(m))); !s) {
-      log_->warn("cannot watch {}: {}; retrying", type, s.message());
-      retry_later(type, rv);
-      return;
-    }
-    watches_[id] = {type, rv};
-  }
-
-  void retry_later(const std::string& type, const std::string& rv) {
-    auto t = std::make_shared<boost::asio::steady_timer>(ctx_->executor(), 1s);
-    t->async_wait([this, t, type, rv](boost::system::error_code ec) {
-      if (!ec) watch(type, rv);
-    });
-  }
-
-  void on_watch_event(const MessagePtr& m) {
-    auto it = watches_.find(m->header.parent_id);
-    if (it == watches_.end()) return;
-    std::string type = str(m->content, {"type"});
-    auto* obj = m->content.as_object().if_contains("object");
-    if (!obj || !obj->is_object()) return;
-    if (type == "ERROR") {
-      // 410: start over from the current state; otherwise resume.
-      bool expired = obj->as_object().contains("code") && obj->at("code").is_int64() &&
-                     obj->at("code").as_int64() == 410;
-      WatchState w = it->second;
-      watches_.erase(it);
-      log_->info("watch on {} ended ({}); watching again", w.type, str(*obj, {"message"}));
-      retry_later(w.type, expired ? "" : w.rv);
-      return;
-    }
-    it->second.rv = str(*obj, {"metadata", "resourceVersion"});
-    const std::string& kind = it->second.type;
-    if (kind == "pods")
-      on_pod(type, *obj);
-    else
-      on_config(kind == "configmaps" ? "configmap" : "secret", type, *obj);
-  }
-
   static std::string key(const json::value& o) {
     return str(o, {"metadata", "namespace"}) + "/" + str(o, {"metadata", "name"});
   }
@@ -278,7 +230,7 @@ class EdgeController final : public kedge::Plugin {
     return "HTTP " + std::to_string(code) + (msg.empty() ? "" : ": " + msg);
   }
 
-  // A patch arrives as a JSON string (spec: "string = strategic-merge patch").
+  // A patch arrives as a JSON string (KubeEdge sends a strategic-merge patch as a string).
   static json::value patch_body(const json::value& content) {
     if (content.is_string()) {
       json::error_code ec;
@@ -330,7 +282,7 @@ class EdgeController final : public kedge::Plugin {
     if (type == "node" || type == "nodepatch" || type == "nodestatus") {
       if (name != node) return refuse(m, "node " + node + " may not report on node " + name);
       std::string target = "/api/v1/nodes/" + name;
-      if (type == "node" && op == "insert") {
+      if (type == "node" && op == kedge::op::kInsert) {
         json::value obj = m->content.is_object() ? m->content : json::value(json::object{});
         auto& o = obj.as_object();
         o["apiVersion"] = "v1";
@@ -352,7 +304,7 @@ class EdgeController final : public kedge::Plugin {
             });
         return;
       }
-      if (op == "query" || op == "get") {
+      if (op == kedge::op::kQuery || op == "get") {
         api("GET", target, nullptr, "", [=, this](int64_t code, json::value res) {
           if (code != 200) return refuse(m, error_of(code, res));
           answer(m, json::object{{"Object", res}, {"Err", nullptr}});
@@ -375,7 +327,7 @@ class EdgeController final : public kedge::Plugin {
           });
       return;
     }
-    if ((type == "configmap" || type == "secret") && (op == "query" || op == "get")) {
+    if ((type == "configmap" || type == "secret") && (op == kedge::op::kQuery || op == "get")) {
       // Only what the node's pods use.
       if (!users(type, ns, name).count(node))
         return refuse(m, type + " " + ns + "/" + name + " is not used by pods of node " + node);
@@ -392,8 +344,8 @@ class EdgeController final : public kedge::Plugin {
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
   std::optional<boost::asio::steady_timer> retry_;
-  std::map<std::string, WatchState> watches_;  // watch message id -> state
-  std::map<std::string, PodInfo> pods_;        // ns/name
+  std::optional<kedge::k8s::Watches> watches_;
+  std::map<std::string, PodInfo> pods_;  // ns/name
   std::map<std::string, json::value> configmaps_, secrets_;
   std::map<std::string, std::set<std::string>> sent_refs_;  // node -> type/ns/name@rv
   kedge::Counter *sent_ = nullptr, *reports_ = nullptr, *refused_ = nullptr;

@@ -1,4 +1,4 @@
-// twin: the edge's DeviceTwin (spec §5; docs/devices.md).
+// twin: the edge's DeviceTwin (edge/pkg/devicetwin in KubeEdge 1.12; docs/devices.md).
 //
 // * State in KubeEdge's tables (`device`, `device_attr`, `device_twin`, the
 //   same DDL as EdgeCore 1.12, in <data_dir>/twin.db: metamanager's group
@@ -39,7 +39,7 @@ using kedge::MessagePtr;
 using kedge::Status;
 using namespace std::chrono_literals;
 
-// KubeEdge 1.12's tables, as its edgecore creates them (spec §4.1).
+// KubeEdge 1.12's tables, as its edgecore creates them (edge/pkg/common/dbm).
 const std::vector<std::string> kSchema = {
     "CREATE TABLE IF NOT EXISTS `device` (`id` varchar(64) NOT NULL PRIMARY KEY, `name` text, "
     "`description` text, `state` text, `last_online` text);"
@@ -94,7 +94,7 @@ class DeviceTwin final : public kedge::Plugin {
     if (m->is_response()) return;
     const std::string& r = m->route.resource;
     const std::string& op = m->route.operation;
-    if (op == "connect") return;
+    if (op == kedge::op::kConnect) return;
     // From metamanager: <ns>/device/<name>, <ns>/devicemodel/<name>; the
     // DMI side (if it runs) gets them next, to hand on to mappers.
     if (m->route.source == "metamanager") {
@@ -102,7 +102,7 @@ class DeviceTwin final : public kedge::Plugin {
       return to_dmi(m);
     }
     if (r == "membership" || r.rfind("membership", 0) == 0) {
-      if (op == "update") {
+      if (op == kedge::op::kUpdate) {
         on_membership(m);
         return ack(m);
       }
@@ -195,7 +195,7 @@ class DeviceTwin final : public kedge::Plugin {
     return tx.commit();
   }
 
-  // ---- documents (spec §5.2) ----
+  // ---- documents (KubeEdge devicetwin dttype) ----
   static json::object version_of(const std::string& text) {
     auto v = parse_or_null(text);
     return v.is_object() ? v.as_object() : json::object{{"cloud", 0}, {"edge", 0}};
@@ -268,7 +268,7 @@ class DeviceTwin final : public kedge::Plugin {
     size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
     if (b == std::string::npos) return;
     std::string ns = r.substr(0, a), type = r.substr(a + 1, b - a - 1), name = r.substr(b + 1);
-    bool del = m->route.operation == "delete";
+    bool del = m->route.operation == kedge::op::kDelete;
     if (type == "devicemodel") {
       if (del)
         models_.erase(ns + "/" + name);

@@ -303,7 +303,7 @@ class Edged final : public kedge::Plugin {
       std::string ns = r.substr(0, a), type = r.substr(a + 1, b - a - 1), name = r.substr(b + 1);
       const std::string& op = m->route.operation;
       if (type == "pod") {
-        if (op == "delete") {
+        if (op == kedge::op::kDelete) {
           auto it = pods_.find(ns + "/" + name);
           if (it != pods_.end()) {
             log_->info("pod {}/{} deleted: terminating it", ns, name);

@@ -606,7 +606,7 @@ class EdgeHub final : public kedge::Plugin {
   static std::string status_key(const Message& m) {
     if (m.header.sync) return {};
     const std::string& op = m.route.operation;
-    if (op != "patch" && op != "update") return {};
+    if (op != kedge::op::kPatch && op != kedge::op::kUpdate) return {};
     const std::string& r = m.route.resource;
     // A device's reported values (each report carries all of them) and state.
     auto ends_with = [&](std::string_view suffix) {

@@ -1,4 +1,4 @@
-// metamanager: the edge's metadata cache (spec §4.1-4.3).
+// metamanager: the edge's metadata cache (edge/pkg/metamanager in KubeEdge 1.12).
 //
 // * What the cloud sends (insert, update, delete through edgehub) is written
 //   to the `meta` table — KubeEdge 1.12's exact DDL, so a stock edge could
@@ -34,7 +34,7 @@ using kedge::MessagePtr;
 using kedge::Status;
 using namespace std::chrono_literals;
 
-// KubeEdge 1.12's meta table, as its edgecore creates it (spec §4.1).
+// KubeEdge 1.12's meta table, as its edgecore creates it (edge/pkg/common/dbm).
 const std::vector<std::string> kSchema = {
     "CREATE TABLE IF NOT EXISTS `meta` (`key` varchar(256) NOT NULL PRIMARY KEY, "
     "`type` varchar(32) NOT NULL DEFAULT '', `value` text);",
@@ -108,12 +108,12 @@ class MetaManager final : public kedge::Plugin {
 
   void on_message(const MessagePtr& m) override {
     const std::string& op = m->route.operation;
-    if (op == "connect") {
+    if (op == kedge::op::kConnect) {
       connected_ = m->content == json::value("cloud_connected");
       log_->info("cloud {}", connected_ ? "connected" : "disconnected");
       return;
     }
-    if (op == "query" || op == "get") return query(m);
+    if (op == kedge::op::kQuery || op == "get") return query(m);
     if (m->is_response()) return;
     if (from_cloud(*m))
       cloud_change(m);
@@ -180,7 +180,7 @@ class MetaManager final : public kedge::Plugin {
       hand_over(m, type);
       publish(m);
     };
-    if (op == "delete") {
+    if (op == kedge::op::kDelete) {
       // A pod goes only if it is the one stored (same UID), with its status
       // and patch entries.
       std::vector<std::string> keys = {key};
@@ -208,7 +208,8 @@ class MetaManager final : public kedge::Plugin {
           done);
       return;
     }
-    if (op != "insert" && op != "update" && op != "patch" && op != "response") {
+    if (op != kedge::op::kInsert && op != kedge::op::kUpdate && op != kedge::op::kPatch &&
+        op != kedge::op::kResponse) {
       log_->debug("{} on {} from the cloud: nothing to store", op, key);
       ack(m);
       return;
@@ -305,7 +306,7 @@ class MetaManager final : public kedge::Plugin {
   // (except leases), then sent up; a sync request's answer goes back to it.
   void local_report(const MessagePtr& m) {
     Parts p = split(m->route.resource);
-    if (m->route.operation == "delete") {
+    if (m->route.operation == kedge::op::kDelete) {
       del_.reset();
       del_.bind(1, m->route.resource);
       (void)del_.run();

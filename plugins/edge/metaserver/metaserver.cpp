@@ -13,8 +13,8 @@
 // * requireAuthorization (require_authorization = true): HTTPS only, every
 //   request but /healthz, /livez, /readyz and /version needs a bearer token
 //   (a service-account token of the cloud's apiserver). The cloud decides —
-//   an Application (spec §4.4) sent through edgehub — and the decision is
-//   cached for auth_cache_ttl_s. Offline, requests are refused unless
+//   an Application (KubeEdge 1.12 edge/pkg/metamanager/client/application.go) sent through edgehub
+//   — and the decision is cached for auth_cache_ttl_s. Offline, requests are refused unless
 //   allow_cached_offline is set: then a cached decision stands until the
 //   token expires or offline_max_age_s passes.
 #include <spdlog/logger.h>
@@ -156,7 +156,9 @@ class MetaServer final : public kedge::Plugin {
     if (b == std::string::npos) return;
     std::string ns = r.substr(0, a), type = r.substr(a + 1, b - a - 1);
     const std::string& op = m->route.operation;
-    const char* event = op == "delete" ? "DELETED" : op == "insert" ? "ADDED" : "MODIFIED";
+    const char* event = op == kedge::op::kDelete   ? "DELETED"
+                        : op == kedge::op::kInsert ? "ADDED"
+                                                   : "MODIFIED";
     for (auto it = watches_.begin(); it != watches_.end();) {
       Watch& w = it->second;
       bool match = w.type == type && (w.ns.empty() || w.ns == ns) &&

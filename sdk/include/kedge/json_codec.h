@@ -1,5 +1,5 @@
 // JSON codec for messages, byte-compatible with KubeEdge's Go encoding
-// (spec §1.1): keys in Go's order, optional keys omitted when empty, `content`
+//: keys in Go's order, optional keys omitted when empty, `content`
 // always present, millisecond timestamps, Go's number formatting and its HTML
 // escaping of <, > and &.
 #pragma once

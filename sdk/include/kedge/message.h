@@ -14,7 +14,7 @@
 
 namespace kedge {
 
-// Values of route.operation used by the kernel and the channel (spec §1.2).
+// Values of route.operation used by the kernel and the channel (beehive/pkg/core/model).
 namespace op {
 inline constexpr std::string_view kInsert = "insert";
 inline constexpr std::string_view kUpdate = "update";

@@ -1,5 +1,5 @@
 // TLS/PKI helpers on OpenSSL: keys, a CA, CSRs, signing, hashing, and the
-// HS256 JWTs of KubeEdge's join token (wire spec §3.3). DER and PEM blobs are
+// HS256 JWTs of KubeEdge's join token (KubeEdge 1.12 cloud/pkg/cloudhub/servers/httpserver). DER and PEM blobs are
 // held in std::string (binary-safe).
 #pragma once
 

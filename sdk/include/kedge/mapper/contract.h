@@ -48,10 +48,11 @@ inline constexpr std::string_view kRegister = "register";
 inline constexpr std::string_view kReport = "report";
 inline constexpr std::string_view kState = "state";
 inline constexpr std::string_view kDesired = "desired";
-inline constexpr std::string_view kQuery = "query";
-inline constexpr std::string_view kInsert = "insert";
-inline constexpr std::string_view kUpdate = "update";
-inline constexpr std::string_view kDelete = "delete";
+// The channel's own operations, under the same names.
+using kedge::op::kDelete;
+using kedge::op::kInsert;
+using kedge::op::kQuery;
+using kedge::op::kUpdate;
 }  // namespace op
 
 // Resource kinds in "<ns>/<kind>/<name>".
