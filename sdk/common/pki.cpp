@@ -1,4 +1,5 @@
 #include "kedge/common/pki.h"
+#include "kedge/message.h"
 
 #include <fcntl.h>
 #include <openssl/bio.h>
@@ -316,11 +317,7 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::string base64url_encode(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()),
-                          static_cast<int>(data.size()));
-  out.resize(static_cast<size_t>(n));
+  std::string out = kedge::base64_encode(data);
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) {
     if (c == '+')

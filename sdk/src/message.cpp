@@ -125,7 +125,7 @@ Message clone_message(const Message& src) {
   return m;
 }
 
-Content bytes_content(std::string_view in) {
+std::string base64_encode(std::string_view in) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -151,7 +151,9 @@ Content bytes_content(std::string_view in) {
     out += kAlphabet[(n >> 6) & 63];
     out += '=';
   }
-  return boost::json::string(out);
+  return out;
 }
+
+Content bytes_content(std::string_view in) { return boost::json::string(base64_encode(in)); }
 
 }  // namespace kedge

@@ -84,6 +84,8 @@ KEDGE_EXPORT Message clone_message(const Message& m);
 
 // Go []byte semantics: the content is the base64 encoding of the bytes.
 KEDGE_EXPORT Content bytes_content(std::string_view bytes);
+// Standard base64 (RFC 4648 §4, padded): the one encoder of the SDK.
+KEDGE_EXPORT std::string base64_encode(std::string_view bytes);
 
 inline MessagePtr share(Message m) { return std::make_shared<const Message>(std::move(m)); }
 
