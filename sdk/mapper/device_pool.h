@@ -102,7 +102,10 @@ class DevicePool {
       }
       auto it = due_.begin();
       if (it->first > Clock::now()) {
-        cv_.wait_until(lk, it->first);
+        // A copy: wait_until reads the time again after the lock is released
+        // and retaken, and by then another thread may have erased the entry.
+        const Clock::time_point until = it->first;
+        cv_.wait_until(lk, until);
         continue;
       }
       Job* j = it->second;
