@@ -32,14 +32,11 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using WsStream = websocket::stream<TlsSocket>;
 
 using detail::lower;
+using detail::net_error;
 using detail::open_acceptor;
 using detail::verified_peer_cn;
 
 namespace {
-
-Status net_error(const std::string& what, const error_code& ec) {
-  return {Code::kUnavailable, what + ": " + ec.message()};
-}
 
 // Common TLS settings: TLS 1.2 minimum; TLS 1.2 limited to KubeEdge's suite.
 Status base_settings(ssl::context& ctx) {
@@ -415,39 +412,6 @@ std::shared_ptr<WsServer> WsServer::create(asio::any_io_executor ex, SslContext 
   return std::make_shared<WsServerImpl>(ex, std::move(ctx), opts);
 }
 
-namespace {
-
-// Connects a TLS stream (resolve, TCP connect, SNI, host-name check,
-// handshake); the caller's next step runs on success.
-template <class Next>
-void tls_connect(std::shared_ptr<tcp::resolver> resolver, TlsStream& tls, const std::string& host,
-                 uint16_t port, std::chrono::milliseconds timeout, bool verify_host,
-                 std::function<void(Status)> fail, Next next) {
-  resolver->async_resolve(
-      host, std::to_string(port),
-      [resolver, &tls, host, port, timeout, verify_host, fail, next](
-          error_code ec, tcp::resolver::results_type results) {
-        if (ec) return fail(net_error("cannot resolve " + host, ec));
-        beast::get_lowest_layer(tls).expires_after(timeout);
-        beast::get_lowest_layer(tls).async_connect(results, [&tls, host, port, verify_host, fail,
-                                                             next](error_code ec2,
-                                                                   const tcp::endpoint&) {
-          std::string where = host + ":" + std::to_string(port);
-          if (ec2) return fail(net_error("cannot connect to " + where, ec2));
-          // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
-          SSL_ctrl(tls.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                   const_cast<char*>(host.c_str()));
-          if (verify_host) tls.set_verify_callback(ssl::host_name_verification(host));
-          tls.async_handshake(ssl::stream_base::client, [&tls, where, fail, next](error_code ec3) {
-            if (ec3) return fail(net_error("TLS handshake with " + where + " failed", ec3));
-            next();
-          });
-        });
-      });
-}
-
-}  // namespace
-
 void ws_connect(asio::any_io_executor ex, SslContext ctx, const std::string& host, uint16_t port,
                 const std::string& target, std::map<std::string, std::string> headers,
                 const WsClientOptions& opts, std::function<void(Status, WsPtr)> on_done) {
@@ -486,19 +450,8 @@ void ws_connect(asio::any_io_executor ex, SslContext ctx, const std::string& hos
                                       timed_out() ? error_code(asio::error::timed_out) : ec2));
           TlsSocket& tls = op->conn->stream().next_layer();
           if (error_code ec3 = tls.attach()) return op->fail(net_error("socket setup", ec3));
-          SSL* ssl = tls.native_handle();
-          // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
-          SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                   const_cast<char*>(host.c_str()));
-          if (verify) {
-            X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-            X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-            error_code not_ip;
-            asio::ip::make_address(host, not_ip);
-            int ok = not_ip ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0)
-                            : X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
-            if (ok != 1) return op->fail(invalid_argument("cannot verify host name " + host));
-          }
+          if (Status s = detail::set_peer_host(tls.native_handle(), host, verify); !s)
+            return op->fail(s);
           tls.async_handshake(ssl::stream_base::client, [=](error_code ec4) {
             if (ec4)
               return op->fail(net_error("TLS handshake with " + where + " failed",
@@ -619,50 +572,6 @@ class HttpsServerImpl final : public HttpsServer {
 std::shared_ptr<HttpsServer> HttpsServer::create(asio::any_io_executor ex, SslContext ctx,
                                                  Options opts) {
   return std::make_shared<HttpsServerImpl>(ex, std::move(ctx), opts);
-}
-
-void https_request(asio::any_io_executor ex, SslContext ctx, const std::string& host, uint16_t port,
-                   HttpRequest req, std::chrono::milliseconds timeout, size_t max_body,
-                   std::function<void(HttpResult)> on_done) {
-  struct Op {
-    Op(asio::any_io_executor e, ssl::context& c)
-        : tls(e, c), resolver(std::make_shared<tcp::resolver>(e)) {}
-    TlsStream tls;
-    std::shared_ptr<tcp::resolver> resolver;
-    beast::flat_buffer buf;
-    http::request<http::string_body> req;
-    http::response_parser<http::string_body> parser;
-    std::function<void(HttpResult)> done;
-  };
-  auto op = std::make_shared<Op>(ex, *ctx);
-  op->done = std::move(on_done);
-  op->req.method_string(req.method);
-  op->req.target(req.target);
-  op->req.version(11);
-  op->req.set(http::field::host, host);
-  for (auto& [k, v] : req.headers) op->req.set(k, v);
-  op->req.body() = std::move(req.body);
-  op->req.prepare_payload();
-  op->parser.body_limit(max_body);
-  auto fail = [op](Status s) {
-    beast::get_lowest_layer(op->tls).close();
-    op->done({std::move(s), 0, {}});
-  };
-  bool verify = SSL_CTX_get_verify_mode(ctx->native_handle()) != SSL_VERIFY_NONE;
-  tls_connect(op->resolver, op->tls, host, port, timeout, verify, fail, [op, fail, timeout, ctx] {
-    beast::get_lowest_layer(op->tls).expires_after(timeout);
-    http::async_write(op->tls, op->req, [op, fail](error_code ec, size_t) {
-      if (ec) return fail(net_error("cannot send the request", ec));
-      http::async_read(op->tls, op->buf, op->parser, [op, fail](error_code ec2, size_t) {
-        if (ec2) return fail(net_error("cannot read the response", ec2));
-        HttpResult r;
-        r.http_status = static_cast<int>(op->parser.get().result_int());
-        r.body = std::move(op->parser.get().body());
-        beast::get_lowest_layer(op->tls).close();
-        op->done(std::move(r));
-      });
-    });
-  });
 }
 
 }  // namespace kedge::net

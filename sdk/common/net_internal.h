@@ -1,4 +1,4 @@
-// Helpers shared by net.cpp and http_server.cpp (not installed).
+// Helpers shared by net.cpp, http_server.cpp and http_client.cpp (not installed).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -16,6 +16,27 @@ inline std::string lower(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
+}
+
+inline Status net_error(const std::string& what, const boost::system::error_code& ec) {
+  return {Code::kUnavailable, what + ": " + ec.message()};
+}
+
+// SNI for `host`, and (if `verify`) the check that the server's certificate
+// names it: a DNS name, or an IP address in its subjectAltName.
+inline Status set_peer_host(SSL* ssl, const std::string& host, bool verify) {
+  // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+  SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+           const_cast<char*>(host.c_str()));
+  if (!verify) return {};
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  boost::system::error_code not_ip;
+  boost::asio::ip::make_address(host, not_ip);
+  int ok = not_ip ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0)
+                  : X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+  if (ok != 1) return invalid_argument("cannot verify host name " + host);
+  return {};
 }
 
 // CN of the peer's certificate, if one was presented and verified.

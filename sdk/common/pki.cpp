@@ -350,6 +350,15 @@ Result<std::string> base64url_decode(std::string_view text) {
   return {{}, std::move(out)};
 }
 
+Result<std::string> base64_decode(std::string_view text) {
+  for (int i = 0; i < 2 && !text.empty() && text.back() == '='; ++i) text.remove_suffix(1);
+  if (text.find_first_of("-_=") != std::string_view::npos)
+    return {invalid_argument("invalid base64 character"), {}};
+  auto r = base64url_decode(text);
+  if (!r.ok()) return {invalid_argument("invalid base64"), {}};
+  return r;
+}
+
 namespace {
 std::string hmac_sha256(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -5,11 +5,6 @@
 #include <mosquitto.h>
 #include <spdlog/logger.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <deque>
@@ -17,6 +12,7 @@
 #include <thread>
 
 #include "device_pool.h"
+#include "kedge/common/http_client.h"
 #include "kedge/message.h"
 
 namespace kedge::mapper {
@@ -93,45 +89,15 @@ class Engine::Publisher {
   }
 
   static Status http(const PushHttp& p, const std::string& payload) {
-    namespace beast = boost::beast;
-    namespace asio = boost::asio;
-    asio::io_context ioc;
-    asio::ip::tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
-    beast::flat_buffer buf;
-    beast::http::request<beast::http::string_body> req{beast::http::verb::post, p.path, 11};
-    req.set(beast::http::field::host, p.host);
-    req.set(beast::http::field::content_type, "application/json");
-    req.body() = payload;
-    req.prepare_payload();
-    beast::http::response<beast::http::string_body> res;
-    Status result{Code::kTimeout, "HTTP push to " + p.host + " timed out"};
-    auto fail = [&](const char* what, beast::error_code ec) {
-      result = {Code::kUnavailable, std::string("HTTP push to ") + p.host + ":" +
-                                        std::to_string(p.port) + ": " + what + ": " + ec.message()};
-    };
-    stream.expires_after(p.timeout);
-    resolver.async_resolve(p.host, std::to_string(p.port), [&](beast::error_code ec, auto results) {
-      if (ec) return fail("resolve", ec);
-      stream.async_connect(results, [&](beast::error_code ec2, auto) {
-        if (ec2) return fail("connect", ec2);
-        beast::http::async_write(stream, req, [&](beast::error_code ec3, size_t) {
-          if (ec3) return fail("write", ec3);
-          beast::http::async_read(stream, buf, res, [&](beast::error_code ec4, size_t) {
-            if (ec4) return fail("read", ec4);
-            int code = static_cast<int>(res.result_int());
-            result = code / 100 == 2
-                         ? Status{}
-                         : Status{Code::kUnavailable,
-                                  "HTTP push to " + p.host + " answered " + std::to_string(code)};
-            beast::error_code ignored;
-            stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-          });
-        });
-      });
-    });
-    ioc.run_for(p.timeout + 100ms);
-    return result;
+    auto r = net::http_request_sync(
+        nullptr, p.host, static_cast<uint16_t>(p.port),
+        {"POST", p.path, {{"content-type", "application/json"}}, payload, ""}, p.timeout);
+    std::string where = p.host + ":" + std::to_string(p.port);
+    if (!r.status) return {r.status.code(), "HTTP push to " + where + ": " + r.status.message()};
+    if (r.http_status / 100 != 2)
+      return {Code::kUnavailable,
+              "HTTP push to " + where + " answered " + std::to_string(r.http_status)};
+    return {};
   }
 
  private:

@@ -13,7 +13,12 @@
 #include <filesystem>
 #include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "cri.h"
+#include "kedge/common/net.h"
+#include "kedge/common/pki.h"
 #include "kedge/testing/harness.h"
 
 namespace kedge {
@@ -401,6 +406,67 @@ TEST_F(Edged, ProbesAndInitContainers) {
   }
   e.apply("delete", pod("probed", "uid-probed", {}));
   EXPECT_TRUE(Harness::eventually([&] { return sandboxes("uid-probed") == 0; }, 30s));
+}
+
+// httpGet over HTTPS to an IPv6 address and tcpSocket to one, as a pod
+// whose probes name a host (here the node's ::1) gets them: the server's
+// certificate is self-signed and not checked, as the kubelet does not.
+TEST_F(Edged, ProbesOverHttpsAndIpv6) {
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  std::atomic<int> answer{503};
+  std::atomic<int> asked{0};
+  pki::Key key = pki::generate_key();
+  auto self_signed = pki::make_ca(key.get(), {"probe-target", ""});
+  ASSERT_TRUE(self_signed.ok());
+  auto tls =
+      net::server_context({"", pki::cert_pem(self_signed.value.get()), pki::key_pem(key.get())},
+                          net::ClientCert::kNone);
+  ASSERT_TRUE(tls.status) << tls.status.message();
+  auto https = net::HttpServer::create(io.get_executor(), tls.ctx, {});
+  ASSERT_TRUE(https->listen("::1", 0, [&](net::ExchangePtr x) {
+    ++asked;
+    bool right = x->request().target == "/healthz" && x->request().headers.count("x-probe");
+    x->reply({right ? answer.load() : 404, "text/plain", "probe"});
+  }));
+  auto plain = net::HttpServer::create(io.get_executor(), nullptr, {});  // a TCP listener on ::1
+  ASSERT_TRUE(plain->listen("::1", 0, [](net::ExchangePtr x) {
+    x->reply({200, "text/plain", ""});
+  }));
+  std::thread t([&] { io.run(); });
+
+  Edge e(base_, sock_);
+  json::object c = busybox("app", "sleep 3600");
+  c["readinessProbe"] = json::object{
+      {"httpGet", json::object{{"scheme", "HTTPS"},
+                               {"host", "::1"},
+                               {"port", https->port()},
+                               {"path", "/healthz"},
+                               {"httpHeaders",
+                                json::array{json::object{{"name", "X-Probe"}, {"value", "1"}}}}}},
+      {"periodSeconds", 1}};
+  c["livenessProbe"] = json::object{
+      {"tcpSocket", json::object{{"host", "::1"}, {"port", plain->port()}}}, {"periodSeconds", 1}};
+  e.apply("insert", pod("probed6", "uid-probed6", {{"containers", json::array{c}}}));
+  auto running = e.wait_status("probed6", [](const json::value& s) {
+    return phase(s) == "Running" && cstatus(s).at("state").as_object().contains("running");
+  });
+  ASSERT_FALSE(running.is_null());
+  ASSERT_TRUE(Harness::eventually([&] { return asked >= 2; }, 20s)) << "HTTPS probe never came";
+  EXPECT_EQ(cstatus(running).at("ready"), false) << "ready while the endpoint answers 503";
+  answer = 200;
+  auto ready =
+      e.wait_status("probed6", [](const json::value& s) { return cstatus(s).at("ready") == true; });
+  ASSERT_FALSE(ready.is_null()) << "the HTTPS readiness probe on ::1 never passed";
+  // The tcpSocket liveness probe on ::1 passes: never restarted.
+  EXPECT_EQ(cstatus(ready).at("restartCount").as_int64(), 0);
+  e.apply("delete", pod("probed6", "uid-probed6", {}));
+  EXPECT_TRUE(Harness::eventually([&] { return sandboxes("uid-probed6") == 0; }, 30s));
+  https->stop();
+  plain->stop();
+  guard.reset();
+  io.stop();
+  t.join();
 }
 
 TEST_F(Edged, AdoptsAfterARestartRecreatesAfterARebootAndRemovesLeftovers) {

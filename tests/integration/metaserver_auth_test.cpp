@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "kedge/common/http_client.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
 #include "kedge/testing/harness.h"
@@ -158,7 +159,7 @@ class MetaServerAuth : public ::testing::Test {
     req.target = target;
     if (!token.empty()) req.headers["authorization"] = "Bearer " + token;
     net::HttpResult out;
-    net::https_request(io.get_executor(), ctx.ctx, "127.0.0.1", ms_port_, req, 10s, 1 << 20,
+    net::http_request(io.get_executor(), ctx.ctx, "127.0.0.1", ms_port_, req, 10s, 1 << 20,
                        [&](net::HttpResult r) { out = std::move(r); });
     io.run();
     return out;
@@ -346,7 +347,7 @@ TEST_F(MetaServerAuth, ServiceAccountTokensWorkOnTheCloudApiWithRbac) {
     req.target = target;
     req.headers["authorization"] = "Bearer " + token;
     net::HttpResult out;
-    net::https_request(io.get_executor(), ctx.ctx, "127.0.0.1", api_port_, req, 10s, 1 << 20,
+    net::http_request(io.get_executor(), ctx.ctx, "127.0.0.1", api_port_, req, 10s, 1 << 20,
                        [&](net::HttpResult r) { out = std::move(r); });
     io.run();
     return out;

@@ -1,5 +1,6 @@
 // The TLS WebSocket and HTTPS building blocks, over real sockets on loopback.
 #include "kedge/common/net.h"
+#include "kedge/common/http_client.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -286,9 +287,9 @@ TEST_F(NetTest, HttpsServerAndClient) {
   ASSERT_TRUE(ls);
   auto call = [&](TlsMaterial m, bool verify, HttpRequest req) {
     std::promise<HttpResult> p;
-    https_request(ex_, client_context(m, verify).ctx, "127.0.0.1", https->port(), std::move(req),
-                  std::chrono::seconds(5), 1 << 20,
-                  [&](HttpResult r) { p.set_value(std::move(r)); });
+    http_request(ex_, client_context(m, verify).ctx, "127.0.0.1", https->port(), std::move(req),
+                 std::chrono::seconds(5), 1 << 20,
+                 [&](HttpResult r) { p.set_value(std::move(r)); });
     return p.get_future().get();
   };
   // No client certificate, no server verification (fetching the CA).
@@ -307,6 +308,68 @@ TEST_F(NetTest, HttpsServerAndClient) {
   EXPECT_EQ(r4.http_status, 413);
   run([&] {
     https->stop();
+    return 0;
+  });
+}
+
+// The one client: plain HTTP over IPv4 and IPv6, HTTPS to an IPv6 address
+// without verification (as the kubelet's HTTPS probes), and bounded waits.
+TEST_F(NetTest, HttpClientSpeaksPlainHttpAndHttpsOverIpv4AndIpv6) {
+  auto plain = HttpServer::create(ex_, nullptr, {});
+  auto echo = [](ExchangePtr x) {
+    auto& r = x->request();
+    x->reply(
+        {200, "text/plain", r.method + " " + r.target + " " + r.headers.at("host") + " " + r.body});
+  };
+  ASSERT_TRUE(run([&] { return plain->listen("::1", 0, echo); }));
+  auto r6 = http_request_sync(nullptr, "::1", plain->port(), {"POST", "/p", {}, "b6", ""}, 5s);
+  ASSERT_TRUE(r6.status) << r6.status.message();
+  EXPECT_EQ(r6.http_status, 200);
+  EXPECT_EQ(r6.body, "POST /p [::1]:" + std::to_string(plain->port()) + " b6");
+  auto rb = http_request_sync(nullptr, "[::1]", plain->port(), {"GET", "/b", {}, "", ""}, 5s);
+  ASSERT_TRUE(rb.status) << rb.status.message();
+  EXPECT_THAT(rb.body, HasSubstr("GET /b [::1]:"));
+  auto plain4 = HttpServer::create(ex_, nullptr, {});
+  ASSERT_TRUE(run([&] { return plain4->listen("127.0.0.1", 0, echo); }));
+  auto r4 = http_request_sync(nullptr, "localhost", plain4->port(), {"GET", "/4", {}, "", ""}, 5s);
+  ASSERT_TRUE(r4.status) << r4.status.message();
+  EXPECT_THAT(r4.body, HasSubstr("GET /4 localhost:"));
+
+  // HTTPS on ::1 with a certificate that does not name it: fails verified,
+  // answers unverified.
+  auto sctx =
+      server_context(pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"), ClientCert::kNone);
+  ASSERT_TRUE(sctx.status);
+  auto tls = HttpServer::create(ex_, sctx.ctx, {});
+  ASSERT_TRUE(run([&] { return tls->listen("::1", 0, echo); }));
+  auto bad = http_request_sync(client_context({pki_.ca_pem, "", ""}).ctx, "::1", tls->port(),
+                               {"GET", "/s", {}, "", ""}, 5s);
+  EXPECT_FALSE(bad.status);
+  EXPECT_THAT(bad.status.message(), HasSubstr("TLS handshake with [::1]:"));
+  auto ok = http_request_sync(client_context({}, false).ctx, "::1", tls->port(),
+                              {"GET", "/s", {}, "", ""}, 5s);
+  ASSERT_TRUE(ok.status) << ok.status.message();
+  EXPECT_THAT(ok.body, HasSubstr("GET /s [::1]:"));
+
+  // Nothing listening: a transport error naming the peer; a peer that never
+  // answers: a timeout within the bound.
+  uint16_t closed = plain4->port();
+  run([&] {
+    plain4->stop();
+    return 0;
+  });
+  auto refused = http_request_sync(nullptr, "127.0.0.1", closed, {"GET", "/", {}, "", ""}, 2s);
+  EXPECT_FALSE(refused.status);
+  EXPECT_THAT(refused.status.message(), HasSubstr("127.0.0.1:" + std::to_string(closed)));
+  asio::ip::tcp::acceptor mute(io_, {asio::ip::make_address("127.0.0.1"), 0});
+  auto t0 = std::chrono::steady_clock::now();
+  auto silent = http_request_sync(nullptr, "127.0.0.1", mute.local_endpoint().port(),
+                                  {"GET", "/", {}, "", ""}, 300ms);
+  EXPECT_FALSE(silent.status);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  run([&] {
+    plain->stop();
+    tls->stop();
     return 0;
   });
 }

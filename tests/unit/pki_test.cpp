@@ -1,4 +1,5 @@
 #include "kedge/common/pki.h"
+#include "kedge/message.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -104,6 +105,19 @@ TEST(Pki, Base64UrlRoundTrips) {
   EXPECT_EQ(base64url_encode("\xfb\xff"), "-_8");
   EXPECT_FALSE(base64url_decode("a=b").ok());
   EXPECT_FALSE(base64url_decode("abcde").ok());
+}
+
+TEST(Pki, StandardBase64DecodesWhatTheEncoderWrites) {
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "\xfb\xff\xfe\x00\x01"}) {
+    auto d = base64_decode(kedge::base64_encode(s));
+    ASSERT_TRUE(d.ok()) << kedge::base64_encode(s);
+    EXPECT_EQ(d.value, s);
+  }
+  EXPECT_EQ(base64_decode("+/8").value, "\xfb\xff");  // padding optional
+  EXPECT_FALSE(base64_decode("-_8=").ok());           // the URL alphabet is not base64
+  EXPECT_FALSE(base64_decode("a=b=").ok());
+  EXPECT_FALSE(base64_decode("abcde").ok());
+  EXPECT_FALSE(base64_decode("YQ===").ok());
 }
 
 TEST(Pki, JwtMatchesAnIndependentImplementation) {

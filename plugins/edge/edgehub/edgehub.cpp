@@ -29,6 +29,7 @@
 #include <random>
 
 #include "channel.h"
+#include "kedge/common/http_client.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
 #include "kedge/common/sqlite.h"
@@ -225,7 +226,7 @@ class EdgeHub final : public kedge::Plugin {
     if (!t.ok()) return done(kedge::invalid_argument("join token: " + t.status.message()));
     auto insecure = net::client_context({}, false);
     auto timeout = std::chrono::seconds(cfg_.get_int("connect_timeout_s"));
-    net::https_request(
+    net::http_request(
         ctx_->executor(), insecure.ctx, http_server_.host, http_server_.port,
         {"GET", "/ca.crt", {}, "", ""}, timeout, 1 << 20,
         [this, t = t.value, done, timeout](net::HttpResult r) {
@@ -245,7 +246,7 @@ class EdgeHub final : public kedge::Plugin {
           auto csr = pki::make_csr(key->get(), {"system:node:" + node_, "system:nodes"});
           if (!csr.ok()) return done(csr.status);
           auto verified = net::client_context({ca_pem_, "", ""}, true);
-          net::https_request(
+          net::http_request(
               ctx_->executor(), verified.ctx, http_server_.host, http_server_.port,
               {"GET",
                "/edge.crt",
@@ -444,7 +445,7 @@ class EdgeHub final : public kedge::Plugin {
       log_->error("certificate renewal: {}", tls.status.message());
       return;
     }
-    net::https_request(
+    net::http_request(
         ctx_->executor(), tls.ctx, http_server_.host, http_server_.port,
         {"GET", "/edge.crt", {{"NodeName", node_}}, pki::csr_der(csr.value.get()), ""},
         std::chrono::seconds(cfg_.get_int("connect_timeout_s")), 1 << 20,

@@ -1,6 +1,7 @@
 // Networking building blocks on Boost.Beast + OpenSSL, written once for every
 // plugin that needs them: TLS contexts, a WebSocket-over-TLS server and client
-// (one text frame per message), and a small HTTPS server and client.
+// (one text frame per message) and small HTTP(S) servers; the client is in
+// kedge/common/http_client.h.
 //
 // Every object runs its handlers on the executor it is given (a plugin passes
 // its strand), so a plugin's callbacks never run concurrently with its
@@ -201,16 +202,5 @@ class KEDGE_EXPORT HttpServer : public std::enable_shared_from_this<HttpServer> 
   virtual size_t connections() const = 0;
   virtual void stop() = 0;
 };
-
-struct HttpResult {
-  Status status;  // transport errors; an HTTP error status is not one
-  int http_status = 0;
-  std::string body;
-};
-// One HTTPS request (GET with a body is allowed, as KubeEdge's /edge.crt uses).
-KEDGE_EXPORT void https_request(boost::asio::any_io_executor ex, SslContext ctx,
-                                const std::string& host, uint16_t port, HttpRequest req,
-                                std::chrono::milliseconds timeout, size_t max_body,
-                                std::function<void(HttpResult)> on_done);
 
 }  // namespace kedge::net

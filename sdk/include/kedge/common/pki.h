@@ -97,6 +97,10 @@ KEDGE_EXPORT std::string sha256_hex(std::string_view data);
 // Base64url without padding (JWT).
 KEDGE_EXPORT std::string base64url_encode(std::string_view data);
 KEDGE_EXPORT Result<std::string> base64url_decode(std::string_view text);
+// Standard base64 (RFC 4648 §4, padding optional), as Kubernetes stores a
+// secret's data and a configmap's binaryData; the encoder is
+// kedge::base64_encode.
+KEDGE_EXPORT Result<std::string> base64_decode(std::string_view text);
 
 // HS256 JWT with one claim, exp (seconds since the epoch).
 KEDGE_EXPORT std::string jwt_hs256(std::string_view secret, int64_t exp);
