@@ -5,14 +5,7 @@
 #include <unistd.h>
 
 #include <toml++/toml.h>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -21,6 +14,8 @@
 #include <set>
 #include <sstream>
 
+#include "api_client.h"
+#include "columns.h"
 #include "kedge/common/json.h"
 #include "kedge/common/pki.h"
 #include "kedge/core/manifest.h"
@@ -31,35 +26,12 @@ namespace kedge::cli {
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+using api::age;
 using api::Resource;
+constexpr auto& at_value = kedge::json_path::find;
+constexpr auto& at = kedge::json_path::scalar_text;
 
 namespace {
-
-constexpr int kUsage = 2;
-
-struct Failure {
-  std::string message;
-  int code = 1;
-};
-
-// ---- configuration ----
-
-struct Config {
-  std::string server;  // https://host:port
-  std::string token;
-  std::string ca_file;
-  std::string ns = "default";
-  bool insecure = false;
-};
-
-fs::path config_path() {
-  if (const char* p = std::getenv("KEDGE_CONFIG"); p && *p) return p;
-  const char* home = std::getenv("HOME");
-  return fs::path(home ? home : ".") / ".kedge" / "config";
-}
 
 // Options common to the client commands, and the positional arguments left.
 struct Args {
@@ -140,305 +112,6 @@ Args parse_args(const std::vector<std::string>& in) {
   return a;
 }
 
-// ---- HTTPS ----
-
-struct Reply {
-  int status = 0;
-  std::string body;
-  json::value json;
-};
-
-class Client {
- public:
-  explicit Client(Config c) : cfg_(std::move(c)) {
-    if (cfg_.server.empty())
-      throw Failure{
-          "no API server: pass --server https://HOST:PORT or run `kedge config init "
-          "--manifest CLOUD.toml` to write " +
-          config_path().string()};
-    auto u = boost::urls::parse_uri(cfg_.server);
-    if (!u || u->scheme() != "https" || u->host().empty())
-      throw Failure{"server \"" + cfg_.server + "\" is not an https://HOST:PORT URL"};
-    host_ = std::string(u->host());
-    if (!host_.empty() && host_.front() == '[') host_ = host_.substr(1, host_.size() - 2);
-    port_ = u->has_port() ? std::string(u->port()) : "443";
-    tls_.set_verify_mode(cfg_.insecure ? asio::ssl::verify_none : asio::ssl::verify_peer);
-    if (!cfg_.insecure) {
-      if (cfg_.ca_file.empty()) {
-        tls_.set_default_verify_paths();
-      } else {
-        auto ca = pki::read_file(cfg_.ca_file);
-        if (!ca.ok()) throw Failure{"certificate authority: " + ca.status.message()};
-        boost::system::error_code ec;
-        tls_.add_certificate_authority(asio::buffer(ca.value), ec);
-        if (ec) throw Failure{cfg_.ca_file + ": not a PEM certificate: " + ec.message()};
-      }
-    }
-  }
-
-  using Stream = beast::ssl_stream<beast::tcp_stream>;
-
-  std::unique_ptr<Stream> connect() {
-    auto s = std::make_unique<Stream>(io_, tls_);
-    boost::system::error_code ec;
-    asio::ip::tcp::resolver r(io_);
-    auto eps = r.resolve(host_, port_, ec);
-    if (ec) throw Failure{"cannot resolve the API server " + host_ + ": " + ec.message()};
-    beast::get_lowest_layer(*s).expires_after(std::chrono::seconds(10));
-    beast::get_lowest_layer(*s).connect(eps, ec);
-    if (ec)
-      throw Failure{"cannot reach the API server at " + cfg_.server + ": " + ec.message() +
-                    " (is the cloud running? the server comes from " + config_path().string() +
-                    " or --server)"};
-    // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
-    SSL_ctrl(s->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-             const_cast<char*>(host_.c_str()));
-    if (!cfg_.insecure) s->set_verify_callback(asio::ssl::host_name_verification(host_));
-    s->handshake(asio::ssl::stream_base::client, ec);
-    if (ec)
-      throw Failure{"TLS handshake with " + cfg_.server + " failed: " + ec.message() +
-                    " (check certificate_authority in " + config_path().string() + ")"};
-    beast::get_lowest_layer(*s).expires_never();
-    return s;
-  }
-
-  http::request<http::string_body> request(const std::string& method, const std::string& target,
-                                           const std::string& body,
-                                           const std::string& content_type) {
-    http::request<http::string_body> req(http::string_to_verb(method), target, 11);
-    req.set(http::field::host, host_);
-    req.set(http::field::user_agent, "kedge-cli");
-    if (!cfg_.token.empty()) req.set(http::field::authorization, "Bearer " + cfg_.token);
-    if (!body.empty()) req.set(http::field::content_type, content_type);
-    req.body() = body;
-    req.prepare_payload();
-    return req;
-  }
-
-  Reply call(const std::string& method, const std::string& target, const std::string& body = "",
-             const std::string& content_type = "application/json") {
-    auto s = connect();
-    boost::system::error_code ec;
-    auto req = request(method, target, body, content_type);
-    beast::get_lowest_layer(*s).expires_after(std::chrono::seconds(60));
-    http::write(*s, req, ec);
-    beast::flat_buffer buf;
-    http::response_parser<http::string_body> p;
-    p.body_limit(512 << 20);
-    http::read(*s, buf, p, ec);
-    if (ec) throw Failure{"no answer from " + cfg_.server + ": " + ec.message()};
-    Reply r;
-    r.status = static_cast<int>(p.get().result_int());
-    r.body = std::move(p.get().body());
-    json::error_code jec;
-    r.json = json::parse(r.body, jec);
-    if (r.status == 401)
-      throw Failure{
-          "the API server refused the credentials (401 Unauthorized): check the token "
-          "in " +
-          config_path().string() + " or --token"};
-    return r;
-  }
-
-  // Streams a watch: `on_line` for each event line until the server ends it.
-  void stream(const std::string& target, const std::function<void(const json::value&)>& on_line) {
-    auto s = connect();
-    auto req = request("GET", target, "", "");
-    http::write(*s, req);
-    beast::flat_buffer buf;
-    http::response_parser<http::empty_body> p;
-    http::read_header(*s, buf, p);
-    if (p.get().result_int() != 200) {
-      http::response_parser<http::string_body> rest(std::move(p));
-      boost::system::error_code ec;
-      http::read(*s, buf, rest, ec);
-      throw Failure{error_text(static_cast<int>(rest.get().result_int()), rest.get().body())};
-    }
-    std::string pending;
-    auto on_chunk = [&](std::uint64_t, beast::string_view data, boost::system::error_code&) {
-      pending.append(data.data(), data.size());
-      size_t nl;
-      while ((nl = pending.find('\n')) != std::string::npos) {
-        json::error_code jec;
-        auto v = json::parse(pending.substr(0, nl), jec);
-        pending.erase(0, nl + 1);
-        if (!jec) on_line(v);
-      }
-      return data.size();
-    };
-    p.on_chunk_body(on_chunk);
-    boost::system::error_code ec;
-    while (!ec && !p.is_done()) http::read_some(*s, buf, p, ec);
-  }
-
-  static std::string error_text(int status, const std::string& body) {
-    json::error_code ec;
-    auto v = json::parse(body, ec);
-    if (!ec && v.is_object() && v.as_object().contains("message"))
-      return std::string(v.at("message").as_string()) + " (" + std::to_string(status) + " " +
-             (v.as_object().contains("reason") ? std::string(v.at("reason").as_string()) : "") +
-             ")";
-    return "HTTP " + std::to_string(status) + ": " + body;
-  }
-
-  const Config& config() const { return cfg_; }
-
- private:
-  Config cfg_;
-  asio::io_context io_;
-  asio::ssl::context tls_{asio::ssl::context::tls_client};
-  std::string host_, port_;
-};
-
-// ---- output ----
-
-std::string age(const json::value& obj) {
-  std::string ts;
-  if (auto* md = obj.as_object().if_contains("metadata"))
-    if (auto* c = md->as_object().if_contains("creationTimestamp"))
-      if (c->is_string()) ts = std::string(c->as_string());
-  std::tm tm{};
-  if (ts.empty() || !strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) return "<unknown>";
-  auto secs = static_cast<long>(std::difftime(std::time(nullptr), timegm(&tm)));
-  if (secs < 0) secs = 0;
-  if (secs < 120) return std::to_string(secs) + "s";
-  if (secs < 7200) return std::to_string(secs / 60) + "m";
-  if (secs < 172800) return std::to_string(secs / 3600) + "h";
-  return std::to_string(secs / 86400) + "d";
-}
-
-constexpr auto& at_value = kedge::json_path::find;
-constexpr auto& at = kedge::json_path::scalar_text;
-
-size_t count_of(const json::value& v, const char* field) {
-  auto* o = v.if_object();
-  if (!o) return 0;
-  auto* f = o->if_contains(field);
-  if (!f) return 0;
-  if (f->is_object()) return f->as_object().size();
-  if (f->is_array()) return f->as_array().size();
-  return 0;
-}
-
-// Columns as kubectl prints them for each kind.
-std::vector<std::string> header_of(const Resource& r, bool wide) {
-  if (r.plural == "pods") {
-    std::vector<std::string> h = {"NAME", "READY", "STATUS", "RESTARTS", "AGE"};
-    if (wide) h.insert(h.end(), {"IP", "NODE"});
-    return h;
-  }
-  if (r.plural == "nodes") return {"NAME", "STATUS", "ROLES", "AGE", "VERSION"};
-  if (r.plural == "namespaces") return {"NAME", "STATUS", "AGE"};
-  if (r.plural == "configmaps") return {"NAME", "DATA", "AGE"};
-  if (r.plural == "secrets") return {"NAME", "TYPE", "DATA", "AGE"};
-  if (r.plural == "services") return {"NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "AGE"};
-  if (r.plural == "devices") {
-    std::vector<std::string> h = {"NAME", "STATE", "READINGS", "AGE"};
-    if (wide) h.insert(h.end(), {"MODEL", "NODE"});
-    return h;
-  }
-  return {"NAME", "AGE"};
-}
-
-std::vector<std::string> row_of(const Resource& r, const json::value& o, bool wide) {
-  std::string name = at(o, {"metadata", "name"});
-  if (r.plural == "pods") {
-    size_t total = 0, ready = 0;
-    int64_t restarts = 0;
-    if (auto* spec = o.as_object().if_contains("spec")) total = count_of(*spec, "containers");
-    if (auto* st = o.as_object().if_contains("status"))
-      if (auto* cs = st->as_object().if_contains("containerStatuses"); cs && cs->is_array())
-        for (auto& c : cs->as_array()) {
-          if (at(c, {"ready"}) == "true") ++ready;
-          if (auto* rc = c.as_object().if_contains("restartCount"); rc && rc->is_int64())
-            restarts += rc->as_int64();
-        }
-    std::string phase = at(o, {"status", "phase"});
-    std::vector<std::string> row = {name, std::to_string(ready) + "/" + std::to_string(total),
-                                    phase.empty() ? "Pending" : phase, std::to_string(restarts),
-                                    age(o)};
-    if (wide) {
-      std::string ip = at(o, {"status", "podIP"}), node = at(o, {"spec", "nodeName"});
-      row.push_back(ip.empty() ? "<none>" : ip);
-      row.push_back(node.empty() ? "<none>" : node);
-    }
-    return row;
-  }
-  if (r.plural == "nodes") {
-    std::string status = "Unknown";
-    if (auto* st = o.as_object().if_contains("status"))
-      if (auto* conds = st->as_object().if_contains("conditions"); conds && conds->is_array())
-        for (auto& c : conds->as_array())
-          if (at(c, {"type"}) == "Ready")
-            status = at(c, {"status"}) == "True" ? "Ready" : "NotReady";
-    std::set<std::string> role_set;  // sorted, as kubectl prints them
-    if (auto* md = o.as_object().if_contains("metadata"))
-      if (auto* l = md->as_object().if_contains("labels"); l && l->is_object())
-        for (auto& [k, v] : l->as_object()) {
-          std::string key(k);
-          if (key.rfind("node-role.kubernetes.io/", 0) == 0) role_set.insert(key.substr(24));
-        }
-    std::string roles;
-    for (auto& role : role_set) roles += (roles.empty() ? "" : ",") + role;
-    std::string version = at(o, {"status", "nodeInfo", "kubeletVersion"});
-    return {name, status, roles.empty() ? "<none>" : roles, age(o),
-            version.empty() ? "<none>" : version};
-  }
-  if (r.plural == "namespaces") {
-    std::string phase = at(o, {"status", "phase"});
-    return {name, phase.empty() ? "Active" : phase, age(o)};
-  }
-  if (r.plural == "configmaps")
-    return {name, std::to_string(count_of(o, "data") + count_of(o, "binaryData")), age(o)};
-  if (r.plural == "secrets") {
-    std::string type = at(o, {"type"});
-    return {name, type.empty() ? "Opaque" : type, std::to_string(count_of(o, "data")), age(o)};
-  }
-  if (r.plural == "services") {
-    std::string type = at(o, {"spec", "type"}), ip = at(o, {"spec", "clusterIP"}), ports;
-    if (auto* spec = o.as_object().if_contains("spec"))
-      if (auto* ps = spec->as_object().if_contains("ports"); ps && ps->is_array())
-        for (auto& p : ps->as_array()) {
-          std::string proto = at(p, {"protocol"});
-          ports +=
-              (ports.empty() ? "" : ",") + at(p, {"port"}) + "/" + (proto.empty() ? "TCP" : proto);
-        }
-    return {name, type.empty() ? "ClusterIP" : type, ip.empty() ? "<none>" : ip,
-            ports.empty() ? "<none>" : ports, age(o)};
-  }
-  if (r.plural == "devices") {
-    // The reported values from status.twins, as property=value.
-    std::string readings;
-    if (auto* st = o.as_object().if_contains("status"); st && st->is_object())
-      if (auto* tw = st->as_object().if_contains("twins"); tw && tw->is_array())
-        for (auto& t : tw->as_array()) {
-          std::string v = at(t, {"reported", "value"});
-          if (!v.empty())
-            readings += (readings.empty() ? "" : ",") + at(t, {"propertyName"}) + "=" + v;
-        }
-    std::string state = at(o, {"status", "state"});
-    std::vector<std::string> row = {name, state.empty() ? "<unknown>" : state,
-                                    readings.empty() ? "<none>" : readings, age(o)};
-    if (wide) {
-      std::string node = at(o, {"spec", "nodeName"});
-      if (node.empty())
-        if (auto* sel = at_value(o, {"spec", "nodeSelector", "nodeSelectorTerms"});
-            sel && sel->is_array() && !sel->as_array().empty())
-          if (auto* ex = at_value(sel->as_array()[0], {"matchExpressions"});
-              ex && ex->is_array() && !ex->as_array().empty())
-            if (auto* vals = at_value(ex->as_array()[0], {"values"});
-                vals && vals->is_array() && !vals->as_array().empty() &&
-                vals->as_array()[0].is_string())
-              node = vals->as_array()[0].as_string();
-      std::string model = at(o, {"spec", "deviceModelRef", "name"});
-      row.push_back(model.empty() ? "<none>" : model);
-      row.push_back(node.empty() ? "<none>" : node);
-    }
-    return row;
-  }
-  return {name, age(o)};
-}
-
 // Aligned columns, three spaces apart, as kubectl's tabwriter.
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
   if (rows.empty()) return;
@@ -488,11 +161,11 @@ void print_objects(const Resource& r, const std::vector<json::value>& items,
   }
   bool wide = output == "wide";
   std::vector<std::vector<std::string>> rows;
-  auto h = header_of(r, wide);
+  auto h = api::columns(r, wide);
   if (all_namespaces && r.namespaced) h.insert(h.begin(), "NAMESPACE");
   rows.push_back(h);
   for (auto& o : items) {
-    auto row = row_of(r, o, wide);
+    auto row = api::row(r, o, wide);
     if (all_namespaces && r.namespaced) row.insert(row.begin(), at(o, {"metadata", "namespace"}));
     rows.push_back(std::move(row));
   }
@@ -703,12 +376,12 @@ int cmd_get(const Args& a) {
       if (!obj) return;
       std::vector<std::vector<std::string>> rows;
       if (first) {
-        auto h = header_of(r, a.output == "wide");
+        auto h = api::columns(r, a.output == "wide");
         h.insert(h.begin(), "EVENT");
         rows.push_back(h);
         first = false;
       }
-      auto row = row_of(r, *obj, a.output == "wide");
+      auto row = api::row(r, *obj, a.output == "wide");
       row.insert(row.begin(), type);
       rows.push_back(row);
       print_table(std::cout, rows);
