@@ -14,6 +14,7 @@
 
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
+#include "kedge/common/sqlite.h"
 #include "kedge/json_codec.h"
 #include "kedge/testing/harness.h"
 
@@ -206,6 +207,60 @@ TEST_F(Channel, QueuedOlderVersionsAreReplacedAndSurviveACloudRestart) {
   EXPECT_EQ(got->header.resource_version, "3");
   ack(got);
   EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 0"));
+}
+
+// Upgrading from a release whose queues had tables of their own
+// (cloudhub's `downstream`, edgehub's `outbox`): what they held when the old
+// binaries stopped is migrated and delivered, not silently dropped.
+TEST_F(Channel, AnUpgradeDeliversWhatTheOldQueuesHeld) {
+  auto old_db = [](const fs::path& file, const char* component,
+                   const std::vector<std::string>& steps) {
+    fs::create_directories(file.parent_path());
+    auto db = sqlite::Db::open(file.string());
+    EXPECT_TRUE(db.status) << db.status.message();
+    EXPECT_TRUE(db.db->migrate(component, steps));
+    return std::move(db.db);
+  };
+  Message down = pod("update", "7");
+  {
+    auto db = old_db(root_ / "cloud/data/cloudhub/cloudhub.db", "cloudhub",
+                     {"CREATE TABLE downstream ("
+                      "  node TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, msg_id TEXT "
+                      "NOT NULL, rv TEXT NOT NULL, is_delete INTEGER NOT NULL, body TEXT NOT NULL,"
+                      "  PRIMARY KEY (node, key));"
+                      "CREATE INDEX downstream_order ON downstream(node, seq);",
+                      "CREATE TABLE resync (node TEXT PRIMARY KEY, since INTEGER NOT NULL);"});
+    auto st = db->prepare("INSERT INTO downstream VALUES('edge-1', 'uid:uid-1', 3, ?, '7', 0, ?)");
+    ASSERT_TRUE(st.status);
+    st.stmt.bind(1, down.header.id).bind(2, json::encode(down) + "\n");
+    ASSERT_TRUE(st.stmt.run());
+  }
+  Message up =
+      make_message("edged", "resource", "patch", "default/podpatch/old", boost::json::string("{}"));
+  {
+    auto db = old_db(root_ / "edge/data/edgehub/edgehub.db", "edgehub",
+                     {"CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT "
+                      "NULL UNIQUE,  sync INTEGER NOT NULL, body TEXT NOT NULL);"
+                      "CREATE TABLE applied (key TEXT PRIMARY KEY, rv TEXT NOT NULL);"});
+    auto st = db->prepare("INSERT INTO outbox(msg_id, sync, body) VALUES(?, 0, ?)");
+    ASSERT_TRUE(st.status);
+    st.stmt.bind(1, up.header.id).bind(2, json::encode(up) + "\n");
+    ASSERT_TRUE(st.stmt.run());
+  }
+  start_cloud();
+  ASSERT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 1"));
+  start_edge();
+  auto got = meta_->wait_for([](const Message& m) { return m.route.operation == "update"; });
+  ASSERT_TRUE(got) << "the queued pod update did not survive the upgrade";
+  EXPECT_EQ(got->header.id, down.header.id);
+  EXPECT_EQ(got->header.resource_version, "7");
+  ack(got);
+  EXPECT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 0"));
+  auto patch = controller_->wait_for([](const Message& m) { return m.route.operation == "patch"; });
+  ASSERT_TRUE(patch) << "the outbox's report did not survive the upgrade";
+  EXPECT_EQ(patch->header.id, up.header.id);
+  EXPECT_EQ(patch->route.resource, "node/edge-1/default/podpatch/old");
+  EXPECT_TRUE(metric(*edge_, "kedge_edgehub_outbox 0"));
 }
 
 TEST_F(Channel, AnOverflowingQueueMarksTheNodeForAFullResyncThatSurvivesARestart) {

@@ -26,6 +26,7 @@
 #include "kedge/common/sqlite.h"
 #include "kedge/json_codec.h"
 #include "kedge/plugin.h"
+#include "reliable_queue.h"
 
 namespace {
 
@@ -47,7 +48,15 @@ const std::vector<std::string> kSchema = {
     "CREATE INDEX downstream_order ON downstream(node, seq);",
     // Nodes whose queue overflowed: they get a full resync once it drains.
     "CREATE TABLE resync (node TEXT PRIMARY KEY, since INTEGER NOT NULL);",
+    // The per-node queues move to the channel's reliable queue; what was
+    // queued is kept, in order.
+    kedge::reliable::Queues::schema("queue") +
+        "INSERT INTO queue(queue, seq, key, msg_id, rv, flags, body)"
+        "  SELECT node, seq, key, msg_id, CAST(rv AS INTEGER), is_delete, body FROM downstream;"
+        "DROP TABLE downstream;",
 };
+
+constexpr uint32_t kDeleteFlag = 1;
 
 class CloudHub final : public kedge::Plugin {
  public:
@@ -64,23 +73,19 @@ class CloudHub final : public kedge::Plugin {
     if (!db.status) return db.status;
     db_ = std::move(db.db);
     if (Status s = db_->migrate("cloudhub", kSchema); !s) return s;
-    if (Status s = load_pending(); !s) return s;
     auto mark = db_->prepare("INSERT OR IGNORE INTO resync(node, since) VALUES(?, ?)");
     auto unmark = db_->prepare("DELETE FROM resync WHERE node = ?");
     if (!mark.status) return mark.status;
     if (!unmark.status) return unmark.status;
     mark_resync_ = std::move(mark.stmt);
     unmark_resync_ = std::move(unmark.stmt);
-    auto up = db_->prepare(
-        "INSERT INTO downstream(node, key, seq, msg_id, rv, is_delete, body) VALUES(?,?,?,?,?,?,?) "
-        "ON CONFLICT(node, key) DO UPDATE SET seq = excluded.seq, msg_id = excluded.msg_id, "
-        "rv = excluded.rv, is_delete = excluded.is_delete, body = excluded.body");
-    auto del = db_->prepare("DELETE FROM downstream WHERE node = ? AND key = ? AND msg_id = ?");
-    if (!up.status) return up.status;
-    if (!del.status) return del.status;
-    upsert_ = std::move(up.stmt);
-    delete_ = std::move(del.stmt);
     commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
+    kedge::reliable::Options qo;
+    qo.window = static_cast<size_t>(cfg.get_int("send_window"));
+    qo.ack_timeout = std::chrono::milliseconds(cfg.get_int("ack_timeout_ms"));
+    qo.capacity = static_cast<size_t>(cfg.get_int("max_pending_per_node"));
+    queues_.emplace(qo, *db_, *commit_, "queue");
+    if (Status s = load_pending(); !s) return s;
     for (auto& [group, module] : cfg.get_table("routes"))
       if (module.is_string()) routes_[std::string(group)] = std::string(module.get_string());
     auto& m = ctx.metrics();
@@ -141,7 +146,7 @@ class CloudHub final : public kedge::Plugin {
     timer_.emplace(ex);
     schedule_resend();
     log_->info("listening on {}:{} (channel) and {}:{} (bootstrap); {} message(s) pending", addr,
-               ws_->port(), addr, https_->port(), pending_count());
+               ws_->port(), addr, https_->port(), queues_->total());
     return {};
   }
 
@@ -268,25 +273,11 @@ class CloudHub final : public kedge::Plugin {
     return net::Admission::accept();
   }
 
-  struct InFlight {
-    std::string key;
-    Clock::time_point sent_at;
-    std::chrono::milliseconds backoff;
-  };
-  struct Pending {
-    uint64_t seq;
-    std::string msg_id;
-    uint64_t rv;
-    bool is_delete;
-    std::string body;  // the wire JSON
-  };
-  struct NodeQueue {
-    std::map<std::string, Pending> by_key;
-    std::map<uint64_t, std::string> unsent;              // seq -> key
-    std::unordered_map<std::string, InFlight> inflight;  // msg_id -> ...
-    // Upstream msg_ids seen lately (across reconnects), for de-duplication.
-    std::deque<std::string> recent_order;
-    std::unordered_set<std::string> recent;
+  // Upstream msg_ids seen lately from a node (across reconnects), for
+  // de-duplication.
+  struct Recent {
+    std::deque<std::string> order;
+    std::unordered_set<std::string> ids;
   };
   struct Session {
     net::WsPtr conn;
@@ -311,9 +302,7 @@ class CloudHub final : public kedge::Plugin {
     log_->info("node {} connected from {}", node, c->peer().remote);
     notify_controllers(node, "connected");
     // Everything not ACKed goes again, in order.
-    NodeQueue& q = queues_[node];
-    for (auto& [id, f] : q.inflight) q.unsent[q.by_key.at(f.key).seq] = f.key;
-    q.inflight.clear();
+    queues_->link_lost(node);
     maybe_resync(node);
     pump(node);
   }
@@ -325,8 +314,7 @@ class CloudHub final : public kedge::Plugin {
   // only when the request is committed as handed over.
   void maybe_resync(const std::string& node) {
     if (!needs_resync_.count(node)) return;
-    if (queues_[node].by_key.size() * 2 > static_cast<size_t>(cfg_.get_int("max_pending_per_node")))
-      return;
+    if (queues_->size(node) * 2 > static_cast<size_t>(cfg_.get_int("max_pending_per_node"))) return;
     boost::json::object content{{"node", node}, {"reason", "downstream queue overflow"}};
     auto m = kedge::share(
         kedge::make_message(ctx_->name(), "resource", "resync", "node/" + node, content));
@@ -364,9 +352,7 @@ class CloudHub final : public kedge::Plugin {
     sessions_.erase(it);
     connected_->set(static_cast<int64_t>(sessions_.size()));
     log_->info("node {} disconnected: {}", node, why.message());
-    NodeQueue& q = queues_[node];
-    for (auto& [id, f] : q.inflight) q.unsent[q.by_key.at(f.key).seq] = f.key;
-    q.inflight.clear();
+    queues_->link_lost(node);
     if (!stopped_) notify_controllers(node, "disconnected");
   }
 
@@ -395,9 +381,9 @@ class CloudHub final : public kedge::Plugin {
     // An ACK ("OK") of a queued message; an answer to a queued request also
     // ends its resends but goes on to the controller that asked.
     if (m.is_response() && on_ack(node, m) && m.content == boost::json::value("OK")) return;
-    NodeQueue& s = queues_[node];
+    Recent& s = recent_[node];
     if (!m.is_response()) {
-      if (s.recent.count(m.header.id)) {
+      if (s.ids.count(m.header.id)) {
         duplicates_->inc();
         ack_upstream(conn, m);  // its ACK was lost: ACK again
         return;
@@ -440,12 +426,12 @@ class CloudHub final : public kedge::Plugin {
     ack_upstream(conn, *shared);
   }
 
-  void remember(NodeQueue& s, const std::string& id) {
-    s.recent.insert(id);
-    s.recent_order.push_back(id);
-    if (s.recent_order.size() > 4096) {
-      s.recent.erase(s.recent_order.front());
-      s.recent_order.pop_front();
+  void remember(Recent& s, const std::string& id) {
+    s.ids.insert(id);
+    s.order.push_back(id);
+    if (s.order.size() > 4096) {
+      s.ids.erase(s.order.front());
+      s.order.pop_front();
     }
   }
 
@@ -459,20 +445,7 @@ class CloudHub final : public kedge::Plugin {
 
   // An ACK from the edge for a downstream message: true if it was one.
   bool on_ack(const std::string& node, const Message& m) {
-    NodeQueue& q = queues_[node];
-    auto it = q.inflight.find(m.header.parent_id);
-    if (it == q.inflight.end()) return false;
-    std::string key = it->second.key;
-    q.inflight.erase(it);
-    auto p = q.by_key.find(key);
-    if (p != q.by_key.end() && p->second.msg_id == m.header.parent_id) {
-      commit_->add([&] {
-        delete_.reset();
-        delete_.bind(1, node).bind(2, key).bind(3, m.header.parent_id);
-        return delete_.run();
-      });
-      q.by_key.erase(p);
-    }
+    if (!queues_->ack(node, m.header.parent_id)) return false;
     acked_->inc();
     update_pending_gauge();
     maybe_resync(node);
@@ -482,21 +455,9 @@ class CloudHub final : public kedge::Plugin {
 
   // ---- downstream ----
   Status load_pending() {
-    auto sel = db_->prepare(
-        "SELECT node, key, seq, msg_id, rv, is_delete, body FROM downstream ORDER BY seq");
-    if (!sel.status) return sel.status;
-    for (;;) {
-      auto r = sel.stmt.step();
-      if (!r.status) return r.status;
-      if (!r.row) break;
-      NodeQueue& q = queues_[sel.stmt.text(0)];
-      std::string key = sel.stmt.text(1);
-      uint64_t seq = static_cast<uint64_t>(sel.stmt.int64(2));
-      q.by_key[key] = {seq, sel.stmt.text(3), kedge::channel::parse_rv(sel.stmt.text(4)),
-                       sel.stmt.int64(5) != 0, sel.stmt.text(6)};
-      q.unsent[seq] = key;
-      next_seq_ = std::max(next_seq_, seq + 1);
-    }
+    if (Status s = queues_->load([](const std::string&, kedge::reliable::Entry&) { return true; });
+        !s)
+      return s;
     auto marks = db_->prepare("SELECT node FROM resync");
     if (!marks.status) return marks.status;
     for (;;) {
@@ -509,41 +470,7 @@ class CloudHub final : public kedge::Plugin {
   }
 
   void enqueue(const std::string& node, const Message& m) {
-    NodeQueue& q = queues_[node];
-    std::string key = kedge::channel::object_key(m);
-    uint64_t rv = kedge::channel::parse_rv(m.header.resource_version);
     bool is_delete = m.route.operation == kedge::op::kDelete;
-    auto old = q.by_key.find(key);
-    if (old != q.by_key.end()) {
-      const Pending& o = old->second;
-      if (!is_delete && rv != 0 && rv <= o.rv) {
-        stale_->inc();
-        log_->debug("node {}: {} {} is not newer than the queued version; dropped as stale", node,
-                    m.route.operation, m.route.resource);
-        return;
-      }
-      replaced_->inc();
-      q.unsent.erase(o.seq);
-      q.inflight.erase(o.msg_id);  // its ACK, if it comes, no longer counts
-    } else if (q.by_key.size() >= static_cast<size_t>(cfg_.get_int("max_pending_per_node"))) {
-      // True overflow. Nothing queued is dropped, and this message is not
-      // lost either: the node is marked, and once its queue has drained the
-      // controllers send it the current state of everything it should have.
-      overflow_->inc();
-      if (needs_resync_.insert(node).second) {
-        log_->error(
-            "node {}: {} messages pending; {} {} not queued, the node is marked for a "
-            "full resync",
-            node, q.by_key.size(), m.route.operation, m.route.resource);
-        resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
-        commit_->add([&] {
-          mark_resync_.reset();
-          mark_resync_.bind(1, node).bind(2, kedge::now_ms());
-          return mark_resync_.run();
-        });
-      }
-      return;
-    }
     std::string body = kedge::json::encode(m) + "\n";
     if (body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
       // It could never be delivered: the edge closes the link on it, forever.
@@ -552,47 +479,65 @@ class CloudHub final : public kedge::Plugin {
                   m.route.operation, m.route.resource, body.size());
       return;
     }
-    uint64_t seq = next_seq_++;
-    Pending& p = q.by_key[key] = {seq, m.header.id, rv, is_delete, std::move(body)};
-    update_pending_gauge();
+    kedge::reliable::Entry e{kedge::channel::object_key(m),
+                             m.header.id,
+                             kedge::channel::parse_rv(m.header.resource_version),
+                             is_delete ? kDeleteFlag : 0u,
+                             std::move(body),
+                             true};
     // Sent once its batch is committed: a cloud restart never forgets what
-    // an edge may have seen.
-    commit_->add(
-        [&] {
-          upsert_.reset();
-          upsert_.bind(1, node).bind(2, key).bind(3, static_cast<int64_t>(seq)).bind(4, p.msg_id);
-          upsert_.bind(5, m.header.resource_version).bind(6, int64_t{is_delete}).bind(7, p.body);
-          return upsert_.run();
-        },
-        [this, node, key, seq, what = m.route.operation + " " + m.route.resource](Status s) {
-          NodeQueue& q2 = queues_[node];
-          auto it = q2.by_key.find(key);
-          bool current = it != q2.by_key.end() && it->second.seq == seq;
-          if (!s) {
-            log_->error("node {}: cannot persist {}: {}", node, what, s.message());
-            if (current) q2.by_key.erase(it);
-            update_pending_gauge();
-            return;
-          }
-          if (!current) return;  // replaced by a newer version meanwhile
-          q2.unsent[seq] = key;
-          pump(node);
-        });
+    // an edge may have seen. A delete always replaces what is queued.
+    auto added =
+        queues_->add(node, std::move(e), !is_delete,
+                     [this, node, what = m.route.operation + " " + m.route.resource](Status s) {
+                       if (!s)
+                         log_->error("node {}: cannot persist {}: {}", node, what, s.message());
+                       update_pending_gauge();
+                       if (s) pump(node);
+                     });
+    switch (added) {
+      case kedge::reliable::Added::kStale:
+        stale_->inc();
+        log_->debug("node {}: {} {} is not newer than the queued version; dropped as stale", node,
+                    m.route.operation, m.route.resource);
+        return;
+      case kedge::reliable::Added::kReplaced: replaced_->inc(); break;
+      case kedge::reliable::Added::kFull:
+        // True overflow. Nothing queued is dropped, and this message is not
+        // lost either: the node is marked, and once its queue has drained the
+        // controllers send it the current state of everything it should have.
+        overflow_->inc();
+        if (needs_resync_.insert(node).second) {
+          log_->error(
+              "node {}: {} messages pending; {} {} not queued, the node is marked for a "
+              "full resync",
+              node, queues_->size(node), m.route.operation, m.route.resource);
+          resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
+          commit_->add([&] {
+            mark_resync_.reset();
+            mark_resync_.bind(1, node).bind(2, kedge::now_ms());
+            return mark_resync_.run();
+          });
+        }
+        return;
+      case kedge::reliable::Added::kDuplicate:
+        log_->debug("node {}: message {} is already queued", node, m.header.id);
+        return;
+      case kedge::reliable::Added::kQueued: break;
+    }
+    update_pending_gauge();
   }
 
-  // Sends queued messages while the node's window has room.
+  // Sends what is due: overdue resends, then queued messages while the
+  // node's window has room.
   void pump(const std::string& node) {
     auto s = sessions_.find(node);
     if (s == sessions_.end() || !s->second.conn) return;
-    NodeQueue& q = queues_[node];
-    size_t window = static_cast<size_t>(cfg_.get_int("send_window"));
-    while (q.inflight.size() < window && !q.unsent.empty()) {
-      auto first = q.unsent.begin();
-      const Pending& p = q.by_key.at(first->second);
-      if (Status st = s->second.conn->send(p.body); !st) return;  // closed or backed up
-      q.inflight[p.msg_id] = {first->second, Clock::now(), ack_timeout()};
-      q.unsent.erase(first);
-    }
+    auto conn = s->second.conn;
+    auto r = queues_->pump(node, [&](const kedge::reliable::Entry& e) {
+      return conn->send(e.body).is_ok();  // false: closed or backed up
+    });
+    resent_->inc(r.resent);
   }
 
   void send_now(const std::string& node, const Message& m) {
@@ -618,27 +563,13 @@ class CloudHub final : public kedge::Plugin {
   }
 
   void resend_overdue() {
-    auto now = Clock::now();
-    for (auto& [node, s] : sessions_) {
-      if (!s.conn) continue;
-      NodeQueue& q = queues_[node];
-      for (auto& [id, f] : q.inflight) {
-        if (now - f.sent_at < f.backoff) continue;
-        const Pending& p = q.by_key.at(f.key);
-        if (!s.conn->send(p.body)) break;
-        resent_->inc();
-        f.sent_at = now;
-        f.backoff = std::min(f.backoff * 2, std::chrono::milliseconds(60000));
-      }
-    }
+    std::vector<std::string> nodes;
+    for (auto& [node, s] : sessions_)
+      if (s.conn) nodes.push_back(node);
+    for (auto& node : nodes) pump(node);
   }
 
-  size_t pending_count() const {
-    size_t n = 0;
-    for (auto& [_, q] : queues_) n += q.by_key.size();
-    return n;
-  }
-  void update_pending_gauge() { pending_gauge_->set(static_cast<int64_t>(pending_count())); }
+  void update_pending_gauge() { pending_gauge_->set(static_cast<int64_t>(queues_->total())); }
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
@@ -649,15 +580,15 @@ class CloudHub final : public kedge::Plugin {
   std::string ca_pem_, ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
   std::unique_ptr<kedge::sqlite::Db> db_;
   std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
-  kedge::sqlite::Stmt upsert_, delete_, mark_resync_, unmark_resync_;
+  kedge::sqlite::Stmt mark_resync_, unmark_resync_;
   std::set<std::string> needs_resync_;
   std::map<std::string, std::string> routes_;  // wire group -> controller module
   std::shared_ptr<net::WsServer> ws_;
   std::shared_ptr<net::HttpsServer> https_;
   std::optional<boost::asio::steady_timer> timer_;
   std::map<std::string, Session> sessions_;
-  std::map<std::string, NodeQueue> queues_;
-  uint64_t next_seq_ = 1;
+  std::optional<kedge::reliable::Queues> queues_;  // one per node
+  std::map<std::string, Recent> recent_;
   bool stopped_ = true;
   kedge::Gauge *connected_ = nullptr, *pending_gauge_ = nullptr, *resync_gauge_ = nullptr;
   kedge::Counter *acked_ = nullptr, *resent_ = nullptr, *replaced_ = nullptr, *stale_ = nullptr,

@@ -35,6 +35,7 @@
 #include "kedge/common/sqlite.h"
 #include "kedge/json_codec.h"
 #include "kedge/plugin.h"
+#include "reliable_queue.h"
 
 namespace {
 
@@ -52,7 +53,15 @@ const std::vector<std::string> kSchema = {
     "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL UNIQUE,"
     "  sync INTEGER NOT NULL, body TEXT NOT NULL);"
     "CREATE TABLE applied (key TEXT PRIMARY KEY, rv TEXT NOT NULL);",
+    // The outbox moves to the channel's reliable queue (one queue, named "");
+    // what was in it is kept, in order (keys are derived again on load).
+    kedge::reliable::Queues::schema("upstream") +
+        "INSERT INTO upstream(queue, seq, key, msg_id, rv, flags, body)"
+        "  SELECT '', seq, '', msg_id, 0, sync, body FROM outbox;"
+        "DROP TABLE outbox;",
 };
+
+constexpr uint32_t kSyncFlag = 1;  // an upstream request answered by the cloud
 
 struct HostPort {
   std::string host;
@@ -93,24 +102,22 @@ class EdgeHub final : public kedge::Plugin {
     if (!db.status) return db.status;
     db_ = std::move(db.db);
     if (Status s = db_->migrate("edgehub", kSchema); !s) return s;
-    auto ins = db_->prepare("INSERT OR IGNORE INTO outbox(msg_id, sync, body) VALUES(?, ?, ?)");
-    auto del = db_->prepare("DELETE FROM outbox WHERE seq = ?");
     // The applied version only moves forward, whatever order ACKs come in.
     auto app = db_->prepare(
         "INSERT INTO applied(key, rv) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET rv = excluded.rv "
         "WHERE CAST(excluded.rv AS INTEGER) > CAST(applied.rv AS INTEGER)");
     auto get = db_->prepare("SELECT rv FROM applied WHERE key = ?");
-    for (auto* r : {&ins, &del, &app, &get})
+    for (auto* r : {&app, &get})
       if (!r->status) return r->status;
-    insert_outbox_ = std::move(ins.stmt);
-    delete_outbox_ = std::move(del.stmt);
     set_applied_ = std::move(app.stmt);
     get_applied_ = std::move(get.stmt);
     commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
     heartbeat_ = std::chrono::seconds(cfg.get_int("heartbeat_s"));
-    qps_ = static_cast<double>(cfg.get_int("message_qps"));
-    burst_ = static_cast<double>(cfg.get_int("message_burst"));
-    tokens_ = burst_;
+    kedge::reliable::Options qo;
+    qo.qps = static_cast<double>(cfg.get_int("message_qps"));
+    qo.burst = static_cast<double>(cfg.get_int("message_burst"));
+    qo.ack_timeout = std::chrono::milliseconds(cfg.get_int("ack_timeout_ms"));
+    outbox_.emplace(qo, *db_, *commit_, "upstream");
     auto& m = ctx.metrics();
     connected_ = &m.gauge("kedge_edgehub_connected", "1 while the cloud link is up");
     outbox_gauge_ =
@@ -135,7 +142,6 @@ class EdgeHub final : public kedge::Plugin {
     rotate_timer_.emplace(ex);
     heartbeat_timer_.emplace(ex);
     pump_timer_.emplace(ex);
-    last_refill_ = Clock::now();
     boost::asio::post(ex, [this] { connect(); });
     return {};
   }
@@ -169,39 +175,28 @@ class EdgeHub final : public kedge::Plugin {
       upstream_->inc();
       return;
     }
-    auto entry = std::make_shared<OutboxEntry>(OutboxEntry{msg->header.id,
-                                                           msg->header.sync,
-                                                           kedge::json::encode(*msg) + "\n",
-                                                           {},
-                                                           {},
-                                                           status_key(*msg)});
-    if (entry->body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
+    bool sync = msg->header.sync;
+    kedge::reliable::Entry entry{status_key(*msg),
+                                 msg->header.id,
+                                 0,
+                                 sync ? kSyncFlag : 0u,
+                                 kedge::json::encode(*msg) + "\n",
+                                 sync || cfg_.get_bool("expect_acks")};
+    if (entry.body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
       log_->error("{} {} is {} bytes, over max_frame_bytes; not sent", msg->route.operation,
-                  msg->route.resource, entry->body.size());
+                  msg->route.resource, entry.body.size());
       return;
     }
-    auto seq = std::make_shared<uint64_t>(0);
-    commit_->add(
-        [&] {
-          insert_outbox_.reset();
-          insert_outbox_.bind(1, entry->msg_id).bind(2, int64_t{entry->sync}).bind(3, entry->body);
-          Status s = insert_outbox_.run();
-          if (s && db_->changes() > 0) *seq = static_cast<uint64_t>(db_->last_insert_rowid());
-          return s;
-        },
-        // Sent only once it is on disk.
-        [this, entry, seq, what = msg->route.operation + " " + msg->route.resource](Status s) {
-          if (!s) {
-            log_->error("cannot keep {} in the outbox: {}", what, s.message());
-            return;
-          }
-          if (*seq == 0) return;  // the same msg_id is already in the outbox
-          std::string key = entry->key;
-          outbox_[*seq] = std::move(*entry);
-          supersede(key, *seq);
-          outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
-          pump();
-        });
+    // Sent only once it is on disk.
+    auto added =
+        outbox_->add("", std::move(entry), false,
+                     [this, what = msg->route.operation + " " + msg->route.resource](Status s) {
+                       if (!s) log_->error("cannot keep {} in the outbox: {}", what, s.message());
+                       outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+                       pump();
+                     });
+    if (added == kedge::reliable::Added::kReplaced) superseded_->inc();
+    outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
   }
 
  private:
@@ -369,7 +364,7 @@ class EdgeHub final : public kedge::Plugin {
     log_->info("connected to the cloud at {}:{}", server_.host, server_.port);
     notify_link("cloud_connected");
     schedule_rotation();
-    for (auto& [seq, e] : outbox_) e.sent_at = {};  // all unACKed go again
+    outbox_->link_lost("");  // all unACKed go again
     schedule_heartbeat();
     pump();
   }
@@ -540,12 +535,10 @@ class EdgeHub final : public kedge::Plugin {
 
   void on_cloud_response(Message&& m) {
     // Our outbox entry: an ACK, or (for sync requests) the answer itself.
-    for (auto it = outbox_.begin(); it != outbox_.end(); ++it) {
-      if (it->second.msg_id != m.header.parent_id) continue;
-      bool sync = it->second.sync;
-      remove_from_outbox(it);
-      if (!sync) return;  // a plain ACK
-      break;
+    if (auto e = outbox_->ack("", m.header.parent_id)) {
+      outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+      pump();
+      if (!(e->flags & kSyncFlag)) return;  // a plain ACK
     }
     Status s = ctx_->respond(kedge::share(std::move(m)));
     if (!s) log_->debug("cloud response not delivered: {}", s.message());
@@ -594,15 +587,6 @@ class EdgeHub final : public kedge::Plugin {
   }
 
   // ---- upstream ----
-  struct OutboxEntry {
-    std::string msg_id;
-    bool sync;
-    std::string body;
-    Clock::time_point sent_at;  // epoch: not sent on this link yet
-    std::chrono::milliseconds backoff;
-    std::string key;  // a status report's object: a newer report replaces it
-  };
-
   // The object a whole-status report is about; "" for anything else.
   static std::string status_key(const Message& m) {
     if (m.header.sync) return {};
@@ -625,94 +609,32 @@ class EdgeHub final : public kedge::Plugin {
     return {};
   }
 
-  // Entry `seq` is the newest report on `key`: an older one still queued goes.
-  void supersede(const std::string& key, uint64_t seq) {
-    if (key.empty()) return;
-    auto [it, fresh] = latest_report_.try_emplace(key, seq);
-    if (!fresh && it->second != seq) {
-      if (auto old = outbox_.find(it->second); old != outbox_.end()) {
-        remove_from_outbox(old);
-        superseded_->inc();
-      }
-      latest_report_[key] = seq;
-    }
-  }
-
   Status load_outbox() {
-    auto sel = db_->prepare("SELECT seq, msg_id, sync, body FROM outbox ORDER BY seq");
-    if (!sel.status) return sel.status;
-    for (;;) {
-      auto r = sel.stmt.step();
-      if (!r.status) return r.status;
-      if (!r.row) break;
-      uint64_t seq = static_cast<uint64_t>(sel.stmt.int64(0));
-      std::string body = sel.stmt.text(3);
-      auto d = kedge::json::decode(body);
-      std::string key = d.status ? status_key(d.message) : "";
-      outbox_[seq] = {sel.stmt.text(1), sel.stmt.int64(2) != 0, std::move(body), {}, {}, key};
-      supersede(key, seq);
-    }
-    outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
-    if (!outbox_.empty()) log_->info("{} message(s) in the outbox from before", outbox_.size());
-    return {};
-  }
-
-  void remove_from_outbox(std::map<uint64_t, OutboxEntry>::iterator it) {
-    int64_t seq = static_cast<int64_t>(it->first);
-    if (!it->second.key.empty()) {
-      auto l = latest_report_.find(it->second.key);
-      if (l != latest_report_.end() && l->second == it->first) latest_report_.erase(l);
-    }
-    commit_->add([&] {
-      delete_outbox_.reset();
-      delete_outbox_.bind(1, seq);
-      return delete_outbox_.run();
+    bool acks = cfg_.get_bool("expect_acks");
+    Status s = outbox_->load([&](const std::string&, kedge::reliable::Entry& e) {
+      auto d = kedge::json::decode(e.body);
+      e.key = d.status ? status_key(d.message) : "";
+      e.await_ack = acks || (e.flags & kSyncFlag);
+      return true;
     });
-    outbox_.erase(it);
-    outbox_gauge_->set(static_cast<int64_t>(outbox_.size()));
+    if (!s) return s;
+    outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+    if (outbox_->total() > 0)
+      log_->info("{} message(s) in the outbox from before", outbox_->total());
+    return {};
   }
 
   // Sends outbox entries that are due, within the QPS/burst budget.
   void pump() {
     if (!conn_ || stopped_) return;
-    auto now = Clock::now();
-    tokens_ = std::min(burst_,
-                       tokens_ + qps_ * std::chrono::duration<double>(now - last_refill_).count());
-    last_refill_ = now;
-    auto ack_timeout = std::chrono::milliseconds(cfg_.get_int("ack_timeout_ms"));
-    bool acks = cfg_.get_bool("expect_acks");
-    bool waiting = false;
-    for (auto it = outbox_.begin(); it != outbox_.end();) {
-      OutboxEntry& e = it->second;
-      bool due = e.sent_at == Clock::time_point{} || now - e.sent_at >= e.backoff;
-      if (!due) {
-        waiting = true;
-        ++it;
-        continue;
-      }
-      if (tokens_ < 1) {
-        waiting = true;
-        break;
-      }
-      if (!conn_->send(e.body)) break;
-      tokens_ -= 1;
-      upstream_->inc();
-      if (!acks && !e.sync) {  // written is all a stock cloud gives us
-        uint64_t seq = it->first;
-        remove_from_outbox(it);
-        it = outbox_.upper_bound(seq);
-        continue;
-      }
-      e.backoff = e.sent_at == Clock::time_point{}
-                      ? ack_timeout
-                      : std::min(e.backoff * 2, std::chrono::milliseconds(60000));
-      e.sent_at = now;
-      waiting = true;
-      ++it;
-    }
-    if (waiting) {
+    auto r = outbox_->pump(
+        "", [this](const kedge::reliable::Entry& e) { return conn_->send(e.body).is_ok(); });
+    upstream_->inc(r.sent + r.resent);
+    outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+    if (r.waiting) {
+      double qps = outbox_->options().qps;
       pump_timer_->expires_after(std::chrono::milliseconds(
-          std::max<int64_t>(10, static_cast<int64_t>(1000 / std::max(1.0, qps_)))));
+          std::max<int64_t>(10, static_cast<int64_t>(1000 / std::max(1.0, qps)))));
       pump_timer_->async_wait([this](boost::system::error_code ec) {
         if (!ec) pump();
       });
@@ -728,7 +650,7 @@ class EdgeHub final : public kedge::Plugin {
   std::string ca_pem_;
   std::unique_ptr<kedge::sqlite::Db> db_;
   std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
-  kedge::sqlite::Stmt insert_outbox_, delete_outbox_, set_applied_, get_applied_;
+  kedge::sqlite::Stmt set_applied_, get_applied_;
   net::WsPtr conn_;
   std::optional<boost::asio::steady_timer> reconnect_timer_, heartbeat_timer_, pump_timer_,
       rotate_timer_;
@@ -742,10 +664,7 @@ class EdgeHub final : public kedge::Plugin {
     Clock::time_point since;
   };
   std::unordered_map<std::string, Awaiting> awaiting_ack_;  // cloud msg_id -> object
-  std::map<uint64_t, OutboxEntry> outbox_;                  // seq -> entry
-  std::map<std::string, uint64_t> latest_report_;           // status report key -> seq
-  double qps_ = 30, burst_ = 60, tokens_ = 60;
-  Clock::time_point last_refill_;
+  std::optional<kedge::reliable::Queues> outbox_;           // one queue, named ""
   kedge::Gauge *connected_ = nullptr, *outbox_gauge_ = nullptr;
   kedge::Counter *downstream_ = nullptr, *duplicates_ = nullptr, *upstream_ = nullptr,
                  *connects_ = nullptr, *failures_ = nullptr, *rotations_ = nullptr,
