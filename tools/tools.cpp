@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client.h"
+#include "cloud_ca.h"
 #include "kedge/common/pki.h"
 #include "kedge/core/manifest.h"
 #include "kedge/export.h"
@@ -44,7 +45,7 @@ int cmd_token(const std::vector<std::string>& args) {
         for (const auto& e : mr.errors) std::cerr << "error: " << e << "\n";
         return kExitUsage;
       }
-      ca_dir = mr.manifest->agent.data_dir / "cloudhub";
+      ca_dir = kedge::cloud_ca::default_dir(mr.manifest->agent.data_dir);
     } else if (args[i - 1] == "--ttl-hours") {
       try {
         ttl_hours = std::stoll(v);
@@ -64,26 +65,12 @@ int cmd_token(const std::vector<std::string>& args) {
     std::cerr << "error: kedge token create needs --manifest FILE or --ca-dir DIR\n";
     return kExitUsage;
   }
-  auto ca = pki::read_file((ca_dir / "ca.crt").string());
-  auto key = pki::read_file((ca_dir / "ca.key").string());
-  if (!ca.ok() || !key.ok()) {
-    std::cerr << "error: " << (ca.ok() ? key.status.message() : ca.status.message())
-              << " (has cloudhub run once to create its CA?)\n";
+  auto ca = kedge::cloud_ca::load(ca_dir);
+  if (!ca.ok()) {
+    std::cerr << "error: " << ca.status.message() << "\n";
     return 1;
   }
-  auto cert = pki::cert_from_pem(ca.value);
-  auto k = pki::key_from_pem(key.value);
-  if (!cert.ok() || !k.ok()) {
-    std::cerr << "error: " << (ca_dir / (cert.ok() ? "ca.key" : "ca.crt")).string() << ": "
-              << (cert.ok() ? k.status.message() : cert.status.message()) << "\n";
-    return 1;
-  }
-  int64_t exp = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count() +
-                ttl_hours * 3600;
-  std::cout << pki::sha256_hex(pki::cert_der(cert.value.get())) << "."
-            << pki::jwt_hs256(pki::key_sec1_der(k.value.get()), exp) << "\n";
+  std::cout << kedge::cloud_ca::join_token(ca.value, std::chrono::hours(ttl_hours)) << "\n";
   return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "channel.h"
+#include "cloud_ca.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
 #include "kedge/plugin.h"
@@ -177,25 +178,17 @@ class ApiServer final : public kedge::Plugin {
 
   Status load_tls() {
     std::string ca_dir = cfg_.get_string("ca_dir");
-    if (ca_dir.empty()) ca_dir = (ctx_->data_dir() / "cloudhub").string();
-    std::error_code ec;
-    fs::create_directories(ca_dir, ec);
-    auto ca = pki::load_or_create_ca(ca_dir);
+    auto ca = kedge::cloud_ca::load_or_create(
+        ca_dir.empty() ? kedge::cloud_ca::default_dir(ctx_->data_dir()) : fs::path(ca_dir));
     if (!ca.ok()) return ca.status;
-    pki::Key k = pki::generate_key();
-    pki::SignOptions o;
-    o.usages = pki::kServerAuth;
-    o.days = 36500;
-    o.ips = cfg_.get_strings("advertise_addresses");
-    o.dns_names = cfg_.get_strings("dns_names");
-    auto cert =
-        pki::issue(ca.value.cert.get(), ca.value.key.get(), k.get(), {"kedge-apiserver", ""}, o);
-    if (!cert.ok()) return cert.status;
+    auto serving = kedge::cloud_ca::serving_cert(ca.value, {"kedge-apiserver", ""},
+                                                 cfg_.get_strings("advertise_addresses"),
+                                                 cfg_.get_strings("dns_names"));
+    if (!serving.ok()) return serving.status;
     // Written for clients (kedge CLI): the CA to trust.
     if (Status s = pki::write_file((dir_ / "ca.crt").string(), ca.value.pem, false); !s) return s;
-    auto ctx =
-        net::server_context({ca.value.pem, pki::cert_pem(cert.value.get()), pki::key_pem(k.get())},
-                            net::ClientCert::kOptional);
+    auto ctx = net::server_context({ca.value.pem, serving.value.cert_pem, serving.value.key_pem},
+                                   net::ClientCert::kOptional);
     if (!ctx.status) return ctx.status;
     tls_ = ctx.ctx;
     return {};

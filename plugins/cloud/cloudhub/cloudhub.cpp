@@ -21,6 +21,7 @@
 #include <unordered_set>
 
 #include "channel.h"
+#include "cloud_ca.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
 #include "kedge/common/sqlite.h"
@@ -117,7 +118,7 @@ class CloudHub final : public kedge::Plugin {
   kedge::Status start() override {
     stopped_ = false;
     auto ex = ctx_->executor();
-    net::TlsMaterial server{ca_pem_, server_cert_pem_, server_key_pem_};
+    net::TlsMaterial server{ca_.pem, server_cert_pem_, server_key_pem_};
     auto ws_ctx = net::server_context(server, net::ClientCert::kRequired);
     if (!ws_ctx.status) return ws_ctx.status;
     auto https_ctx = net::server_context(server, net::ClientCert::kOptional);
@@ -186,37 +187,24 @@ class CloudHub final : public kedge::Plugin {
  private:
   // ---- PKI ----
   Status load_or_create_pki() {
-    auto ca = pki::load_or_create_ca(dir_.string());
+    auto ca = kedge::cloud_ca::load_or_create(dir_);
     if (!ca.ok()) return ca.status;
     if (ca.value.created) log_->info("created the cloud CA in {}", (dir_ / "ca.crt").string());
-    ca_ = std::move(ca.value.cert);
-    ca_key_ = std::move(ca.value.key);
-    ca_pem_ = ca.value.pem;
-    ca_der_ = pki::cert_der(ca_.get());
-    jwt_secret_ = pki::key_sec1_der(ca_key_.get());
-
-    // The server certificate is issued anew at each start, for the current SANs.
-    pki::Key sk = pki::generate_key();
-    pki::SignOptions o;
-    o.usages = pki::kServerAuth;
-    o.days = 36500;
-    o.ips = cfg_.get_strings("advertise_addresses");
-    o.dns_names = cfg_.get_strings("dns_names");
-    auto sc = pki::issue(ca_.get(), ca_key_.get(), sk.get(), {"KubeEdge", "KubeEdge"}, o);
-    if (!sc.ok()) return sc.status;
-    server_cert_pem_ = pki::cert_pem(sc.value.get());
-    server_key_pem_ = pki::key_pem(sk.get());
-
+    ca_ = std::move(ca.value);
+    ca_der_ = pki::cert_der(ca_.cert.get());
+    jwt_secret_ = kedge::cloud_ca::jwt_secret(ca_);
+    auto serving = kedge::cloud_ca::serving_cert(ca_, {"KubeEdge", "KubeEdge"},
+                                                 cfg_.get_strings("advertise_addresses"),
+                                                 cfg_.get_strings("dns_names"));
+    if (!serving.ok()) return serving.status;
+    server_cert_pem_ = std::move(serving.value.cert_pem);
+    server_key_pem_ = std::move(serving.value.key_pem);
     // The current join token, for operators (also: kedge token create).
     return pki::write_file((dir_ / "token").string(), make_token() + "\n", true);
   }
 
   std::string make_token() const {
-    int64_t exp = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count() +
-                  cfg_.get_int("token_ttl_s");
-    return pki::sha256_hex(ca_der_) + "." + pki::jwt_hs256(jwt_secret_, exp);
+    return kedge::cloud_ca::join_token(ca_, std::chrono::seconds(cfg_.get_int("token_ttl_s")));
   }
 
   // ---- bootstrap HTTPS ----
@@ -253,7 +241,7 @@ class CloudHub final : public kedge::Plugin {
     o.days = 0;
     o.seconds = cfg_.get_int("edge_cert_validity_s");
     o.usages = pki::kClientAuth;
-    auto cert = pki::sign_csr(ca_.get(), ca_key_.get(), csr.value.get(), o);
+    auto cert = pki::sign_csr(ca_.cert.get(), ca_.key.get(), csr.value.get(), o);
     if (!cert.ok()) return text(400, "cannot sign the CSR: " + cert.status.message());
     log_->info("issued a certificate for node {} ({})", node, rotation ? "rotation" : "join token");
     return {200, "application/octet-stream", pki::cert_der(cert.value.get())};
@@ -575,9 +563,8 @@ class CloudHub final : public kedge::Plugin {
   std::shared_ptr<spdlog::logger> log_;
   kedge::Config cfg_;
   fs::path dir_;
-  pki::Cert ca_;
-  pki::Key ca_key_;
-  std::string ca_pem_, ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
+  pki::Ca ca_;
+  std::string ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
   std::unique_ptr<kedge::sqlite::Db> db_;
   std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
   kedge::sqlite::Stmt mark_resync_, unmark_resync_;
