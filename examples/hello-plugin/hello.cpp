@@ -3,15 +3,30 @@
 #include <spdlog/logger.h>
 
 #include <kedge/plugin.h>
+#include <kedge/settings.h>
 
 namespace {
+
+// The config: each key declared once, beside its field (the type comes from
+// the field). The kernel validates the manifest against it (types, ranges,
+// with file:line:col) before init.
+struct Settings {
+  std::string peer;
+  int64_t count = 0;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"peer", &Settings::peer, "\"echo\"", "Module to greet."},
+    {"count", &Settings::count, "3", "How many greetings to send.", false, 1, 1000},
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
 
 class Hello final : public kedge::Plugin {
  public:
   kedge::Status init(kedge::Context& ctx, const kedge::Config& config) override {
     ctx_ = &ctx;
-    peer_ = config.get_string("peer");
-    count_ = config.get_int("count");  // within [1, 1000]: checked with the manifest
+    auto s = kedge::read_settings(kSettings, config);
+    peer_ = s.peer;
+    count_ = s.count;  // within [1, 1000]: checked with the manifest
     return {};
   }
 
@@ -47,10 +62,6 @@ class Hello final : public kedge::Plugin {
   int64_t answered_ = 0;
 };
 
-constexpr kedge::ConfigKey kConfig[] = {
-    {"peer", kedge::ConfigType::kString, "\"echo\"", "Module to greet.", false},
-    {"count", kedge::ConfigType::kInteger, "3", "How many greetings to send.", false, 1, 1000},
-};
 // The module it greets, named by its config (never a literal).
 constexpr kedge::PeerDecl kPeers[] = {
     {"peer", "query hello/greeting (requests)", false},

@@ -27,6 +27,7 @@
 #include "kedge/common/sqlite.h"
 #include "kedge/json_codec.h"
 #include "kedge/plugin.h"
+#include "kedge/settings.h"
 #include "reliable_queue.h"
 
 namespace {
@@ -59,12 +60,75 @@ const std::vector<std::string> kSchema = {
 
 constexpr uint32_t kDeleteFlag = 1;
 
+// The config, read once in init (kedge/settings.h).
+struct CloudHubSettings {
+  std::string address{};
+  int64_t port{};
+  int64_t https_port{};
+  std::vector<std::string> advertise_addresses{};
+  std::vector<std::string> dns_names{};
+  int64_t keepalive_interval_s{};
+  int64_t max_frame_bytes{};
+  int64_t node_limit{};
+  int64_t max_handshakes{};
+  int64_t token_ttl_s{};
+  int64_t edge_cert_validity_s{};
+  bool allow_legacy_cert_cn{};
+  int64_t ack_timeout_ms{};
+  int64_t send_window{};
+  int64_t max_pending_per_node{};
+  bool ack_upstream{};
+  std::vector<std::string> notify{};
+  boost::json::object routes{};
+};
+
+constexpr kedge::Setting<CloudHubSettings> kSettings[] = {
+    {"address", &CloudHubSettings::address, "\"0.0.0.0\"", "Address both servers listen on.",
+     false},
+    {"port", &CloudHubSettings::port, "10000", "WebSocket (wss) channel port.", false},
+    {"https_port", &CloudHubSettings::https_port, "10002",
+     "Bootstrap HTTPS port (/ca.crt, /edge.crt).", false},
+    {"advertise_addresses", &CloudHubSettings::advertise_addresses, "[\"127.0.0.1\"]",
+     "IP addresses edges dial; they go into the server certificate.", false},
+    {"dns_names", &CloudHubSettings::dns_names, "[\"localhost\"]",
+     "DNS names edges dial; they go into the server certificate.", false},
+    {"keepalive_interval_s", &CloudHubSettings::keepalive_interval_s, "15",
+     "Edges' heartbeat interval; a node silent for 3 intervals is disconnected.", false},
+    {"max_frame_bytes", &CloudHubSettings::max_frame_bytes, "8388608",
+     "Largest frame accepted; a larger one closes the connection.", false},
+    {"node_limit", &CloudHubSettings::node_limit, "1000", "Connections this instance accepts.",
+     false},
+    {"max_handshakes", &CloudHubSettings::max_handshakes, "64",
+     "TLS handshakes run at once; more connecting nodes wait their turn.", false},
+    {"token_ttl_s", &CloudHubSettings::token_ttl_s, "86400", "Lifetime of a join token.", false},
+    {"edge_cert_validity_s", &CloudHubSettings::edge_cert_validity_s, "31536000",
+     "Validity of edge certificates (365 days).", false},
+    {"allow_legacy_cert_cn", &CloudHubSettings::allow_legacy_cert_cn, "false",
+     "Accept certificates whose CN is not system:node:<node> (KubeEdge 1.12-1.16 edges).", false},
+    {"ack_timeout_ms", &CloudHubSettings::ack_timeout_ms, "5000",
+     "Resend a downstream message not ACKed within this time (then with back-off).", false},
+    {"send_window", &CloudHubSettings::send_window, "1024",
+     "Downstream messages in flight per node before waiting for ACKs.", false},
+    {"max_pending_per_node", &CloudHubSettings::max_pending_per_node, "100000",
+     "Queued downstream objects per node; past it the node is marked for a full resync.", false},
+    {"ack_upstream", &CloudHubSettings::ack_upstream, "true",
+     "ACK each upstream message (kedge edges keep an outbox until then).", false},
+    {"notify", &CloudHubSettings::notify,
+     "[\"edgecontroller\", \"nodecontroller\", \"devicecontroller\"]",
+     "Modules told when a node connects or disconnects, or needs a full resync.", false},
+    {"routes", &CloudHubSettings::routes,
+     "{ resource = \"edgecontroller\", twin = \"devicecontroller\", user = \"router\", "
+     "dynamiccontroller = \"apiserver\" }",
+     "Controller module for each wire group of upstream messages.", false},
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+
 class CloudHub final : public kedge::Plugin {
  public:
   kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
-    cfg_ = cfg;
+    s_ = kedge::read_settings(kSettings, cfg);
     dir_ = ctx.data_dir() / "cloudhub";
     std::error_code ec;
     fs::create_directories(dir_, ec);
@@ -82,12 +146,12 @@ class CloudHub final : public kedge::Plugin {
     unmark_resync_ = std::move(unmark.stmt);
     commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
     kedge::reliable::Options qo;
-    qo.window = static_cast<size_t>(cfg.get_int("send_window"));
-    qo.ack_timeout = std::chrono::milliseconds(cfg.get_int("ack_timeout_ms"));
-    qo.capacity = static_cast<size_t>(cfg.get_int("max_pending_per_node"));
+    qo.window = static_cast<size_t>(s_.send_window);
+    qo.ack_timeout = std::chrono::milliseconds(s_.ack_timeout_ms);
+    qo.capacity = static_cast<size_t>(s_.max_pending_per_node);
     queues_.emplace(qo, *db_, *commit_, "queue");
     if (Status s = load_pending(); !s) return s;
-    for (auto& [group, module] : cfg.get_table("routes"))
+    for (auto& [group, module] : s_.routes)
       if (module.is_string()) routes_[std::string(group)] = std::string(module.get_string());
     auto& m = ctx.metrics();
     connected_ = &m.gauge("kedge_cloudhub_connected_nodes", "Nodes connected now");
@@ -125,20 +189,20 @@ class CloudHub final : public kedge::Plugin {
     if (!https_ctx.status) return https_ctx.status;
 
     net::WsServer::Options wo;
-    wo.ws.idle_timeout = std::chrono::seconds(3 * cfg_.get_int("keepalive_interval_s"));
-    wo.ws.max_frame = static_cast<size_t>(cfg_.get_int("max_frame_bytes"));
-    wo.max_connections = static_cast<size_t>(cfg_.get_int("node_limit"));
-    wo.max_handshakes = static_cast<size_t>(cfg_.get_int("max_handshakes"));
+    wo.ws.idle_timeout = std::chrono::seconds(3 * s_.keepalive_interval_s);
+    wo.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
+    wo.max_connections = static_cast<size_t>(s_.node_limit);
+    wo.max_handshakes = static_cast<size_t>(s_.max_handshakes);
     ws_ = net::WsServer::create(ex, ws_ctx.ctx, wo);
-    std::string addr = cfg_.get_string("address");
+    std::string addr = s_.address;
     if (Status s = ws_->listen(
-            addr, static_cast<uint16_t>(cfg_.get_int("port")),
+            addr, static_cast<uint16_t>(s_.port),
             [this](const net::PeerInfo& p) { return admit(p); },
             [this](net::WsPtr c) { on_connection(std::move(c)); });
         !s)
       return s;
     https_ = net::HttpsServer::create(ex, https_ctx.ctx, {30s, 1 << 20});
-    if (Status s = https_->listen(addr, static_cast<uint16_t>(cfg_.get_int("https_port")),
+    if (Status s = https_->listen(addr, static_cast<uint16_t>(s_.https_port),
                                   [this](const net::HttpRequest& r) { return bootstrap(r); });
         !s) {
       ws_->stop();
@@ -194,8 +258,7 @@ class CloudHub final : public kedge::Plugin {
     ca_der_ = pki::cert_der(ca_.cert.get());
     jwt_secret_ = kedge::cloud_ca::jwt_secret(ca_);
     auto serving = kedge::cloud_ca::serving_cert(ca_, {"KubeEdge", "KubeEdge"},
-                                                 cfg_.get_strings("advertise_addresses"),
-                                                 cfg_.get_strings("dns_names"));
+                                                 s_.advertise_addresses, s_.dns_names);
     if (!serving.ok()) return serving.status;
     server_cert_pem_ = std::move(serving.value.cert_pem);
     server_key_pem_ = std::move(serving.value.key_pem);
@@ -204,7 +267,7 @@ class CloudHub final : public kedge::Plugin {
   }
 
   std::string make_token() const {
-    return kedge::cloud_ca::join_token(ca_, std::chrono::seconds(cfg_.get_int("token_ttl_s")));
+    return kedge::cloud_ca::join_token(ca_, std::chrono::seconds(s_.token_ttl_s));
   }
 
   // ---- bootstrap HTTPS ----
@@ -221,7 +284,7 @@ class CloudHub final : public kedge::Plugin {
     const std::string& node = nn->second;
     bool rotation = !r.peer_cert_cn.empty();
     if (rotation) {
-      if (r.peer_cert_cn != "system:node:" + node && !cfg_.get_bool("allow_legacy_cert_cn"))
+      if (r.peer_cert_cn != "system:node:" + node && !s_.allow_legacy_cert_cn)
         return text(403, "client certificate is for '" + r.peer_cert_cn + "', not node " + node);
     } else {
       auto auth = r.headers.find("authorization");
@@ -235,11 +298,11 @@ class CloudHub final : public kedge::Plugin {
     if (!csr.ok())
       return text(400, "body is not a DER certificate request: " + csr.status.message());
     std::string cn = pki::csr_common_name(csr.value.get());
-    if (cn != "system:node:" + node && !cfg_.get_bool("allow_legacy_cert_cn"))
+    if (cn != "system:node:" + node && !s_.allow_legacy_cert_cn)
       return text(403, "CSR is for '" + cn + "', expected 'system:node:" + node + "'");
     pki::SignOptions o;
     o.days = 0;
-    o.seconds = cfg_.get_int("edge_cert_validity_s");
+    o.seconds = s_.edge_cert_validity_s;
     o.usages = pki::kClientAuth;
     auto cert = pki::sign_csr(ca_.cert.get(), ca_.key.get(), csr.value.get(), o);
     if (!cert.ok()) return text(400, "cannot sign the CSR: " + cert.status.message());
@@ -252,7 +315,7 @@ class CloudHub final : public kedge::Plugin {
     auto it = p.headers.find("node_id");
     if (it == p.headers.end() || it->second.empty())
       return net::Admission::refuse(400, "missing node_id header");
-    if (p.cert_cn != "system:node:" + it->second && !cfg_.get_bool("allow_legacy_cert_cn")) {
+    if (p.cert_cn != "system:node:" + it->second && !s_.allow_legacy_cert_cn) {
       log_->warn("refused {} from {}: certificate is for '{}'", it->second, p.remote, p.cert_cn);
       return net::Admission::refuse(403, "node_id '" + it->second +
                                              "' does not match the client certificate ('" +
@@ -302,7 +365,7 @@ class CloudHub final : public kedge::Plugin {
   // only when the request is committed as handed over.
   void maybe_resync(const std::string& node) {
     if (!needs_resync_.count(node)) return;
-    if (queues_->size(node) * 2 > static_cast<size_t>(cfg_.get_int("max_pending_per_node"))) return;
+    if (queues_->size(node) * 2 > static_cast<size_t>(s_.max_pending_per_node)) return;
     boost::json::object content{{"node", node}, {"reason", "downstream queue overflow"}};
     auto m = kedge::share(
         kedge::make_message(ctx_->name(), "resource", "resync", "node/" + node, content));
@@ -329,7 +392,7 @@ class CloudHub final : public kedge::Plugin {
   std::set<std::string> controller_modules() const {
     std::set<std::string> modules;
     for (auto& [g, mod] : routes_) modules.insert(mod);
-    for (auto& mod : cfg_.get_strings("notify")) modules.insert(mod);
+    for (auto& mod : s_.notify) modules.insert(mod);
     return modules;
   }
 
@@ -425,7 +488,7 @@ class CloudHub final : public kedge::Plugin {
 
   void ack_upstream(const net::WsPtr& conn, const Message& m) {
     // A sync request is answered by its controller; that answer is its ACK.
-    if (!cfg_.get_bool("ack_upstream") || m.header.sync) return;
+    if (!s_.ack_upstream || m.header.sync) return;
     Message ack = kedge::new_response(m, boost::json::string("OK"));
     ack.route.resource = kedge::channel::trim_for_edge(m.route.resource);
     (void)conn->send(kedge::json::encode(ack) + "\n");
@@ -460,7 +523,7 @@ class CloudHub final : public kedge::Plugin {
   void enqueue(const std::string& node, const Message& m) {
     bool is_delete = m.route.operation == kedge::op::kDelete;
     std::string body = kedge::json::encode(m) + "\n";
-    if (body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
+    if (body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
       // It could never be delivered: the edge closes the link on it, forever.
       overflow_->inc();
       log_->error("node {}: {} {} is {} bytes, over max_frame_bytes; refused", node,
@@ -538,7 +601,7 @@ class CloudHub final : public kedge::Plugin {
   }
 
   std::chrono::milliseconds ack_timeout() const {
-    return std::chrono::milliseconds(cfg_.get_int("ack_timeout_ms"));
+    return std::chrono::milliseconds(s_.ack_timeout_ms);
   }
 
   void schedule_resend() {
@@ -561,7 +624,7 @@ class CloudHub final : public kedge::Plugin {
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  kedge::Config cfg_;
+  CloudHubSettings s_;
   fs::path dir_;
   pki::Ca ca_;
   std::string ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
@@ -581,46 +644,6 @@ class CloudHub final : public kedge::Plugin {
   kedge::Counter *acked_ = nullptr, *resent_ = nullptr, *replaced_ = nullptr, *stale_ = nullptr,
                  *upstream_ = nullptr, *duplicates_ = nullptr, *bad_frames_ = nullptr,
                  *overflow_ = nullptr, *resyncs_ = nullptr;
-};
-
-constexpr kedge::ConfigKey kConfig[] = {
-    {"address", kedge::ConfigType::kString, "\"0.0.0.0\"", "Address both servers listen on.",
-     false},
-    {"port", kedge::ConfigType::kInteger, "10000", "WebSocket (wss) channel port.", false},
-    {"https_port", kedge::ConfigType::kInteger, "10002",
-     "Bootstrap HTTPS port (/ca.crt, /edge.crt).", false},
-    {"advertise_addresses", kedge::ConfigType::kStringList, "[\"127.0.0.1\"]",
-     "IP addresses edges dial; they go into the server certificate.", false},
-    {"dns_names", kedge::ConfigType::kStringList, "[\"localhost\"]",
-     "DNS names edges dial; they go into the server certificate.", false},
-    {"keepalive_interval_s", kedge::ConfigType::kInteger, "15",
-     "Edges' heartbeat interval; a node silent for 3 intervals is disconnected.", false},
-    {"max_frame_bytes", kedge::ConfigType::kInteger, "8388608",
-     "Largest frame accepted; a larger one closes the connection.", false},
-    {"node_limit", kedge::ConfigType::kInteger, "1000", "Connections this instance accepts.",
-     false},
-    {"max_handshakes", kedge::ConfigType::kInteger, "64",
-     "TLS handshakes run at once; more connecting nodes wait their turn.", false},
-    {"token_ttl_s", kedge::ConfigType::kInteger, "86400", "Lifetime of a join token.", false},
-    {"edge_cert_validity_s", kedge::ConfigType::kInteger, "31536000",
-     "Validity of edge certificates (365 days).", false},
-    {"allow_legacy_cert_cn", kedge::ConfigType::kBool, "false",
-     "Accept certificates whose CN is not system:node:<node> (KubeEdge 1.12-1.16 edges).", false},
-    {"ack_timeout_ms", kedge::ConfigType::kInteger, "5000",
-     "Resend a downstream message not ACKed within this time (then with back-off).", false},
-    {"send_window", kedge::ConfigType::kInteger, "1024",
-     "Downstream messages in flight per node before waiting for ACKs.", false},
-    {"max_pending_per_node", kedge::ConfigType::kInteger, "100000",
-     "Queued downstream objects per node; past it the node is marked for a full resync.", false},
-    {"ack_upstream", kedge::ConfigType::kBool, "true",
-     "ACK each upstream message (kedge edges keep an outbox until then).", false},
-    {"notify", kedge::ConfigType::kStringList,
-     "[\"edgecontroller\", \"nodecontroller\", \"devicecontroller\"]",
-     "Modules told when a node connects or disconnects, or needs a full resync.", false},
-    {"routes", kedge::ConfigType::kTable,
-     "{ resource = \"edgecontroller\", twin = \"devicecontroller\", user = \"router\", "
-     "dynamiccontroller = \"apiserver\" }",
-     "Controller module for each wire group of upstream messages.", false},
 };
 
 }  // namespace

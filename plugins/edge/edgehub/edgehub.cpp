@@ -35,6 +35,7 @@
 #include "kedge/common/sqlite.h"
 #include "kedge/json_codec.h"
 #include "kedge/plugin.h"
+#include "kedge/settings.h"
 #include "reliable_queue.h"
 
 namespace {
@@ -81,19 +82,72 @@ bool parse_host_port(const std::string& s, HostPort& out) {
   return true;
 }
 
+// The config, read once in init (kedge/settings.h).
+struct EdgeHubSettings {
+  std::string server{};
+  std::string http_server{};
+  std::string project_id{};
+  std::string token{};
+  std::string token_file{};
+  int64_t heartbeat_s{};
+  int64_t message_qps{};
+  int64_t message_burst{};
+  int64_t connect_timeout_s{};
+  int64_t reconnect_min_ms{};
+  int64_t reconnect_max_ms{};
+  int64_t ack_timeout_ms{};
+  bool expect_acks{};
+  int64_t max_frame_bytes{};
+  bool rotate_certificates{};
+};
+
+constexpr kedge::Setting<EdgeHubSettings> kSettings[] = {
+    {"server", &EdgeHubSettings::server, "\"127.0.0.1:10000\"", "cloudhub's channel, host:port.",
+     false},
+    {"http_server", &EdgeHubSettings::http_server, "\"127.0.0.1:10002\"",
+     "cloudhub's bootstrap endpoint, host:port.", false},
+    {"project_id", &EdgeHubSettings::project_id, "\"e632aba927ea4ac2b575ec1603d56f10\"",
+     "Sent in the project_id header.", false},
+    {"token", &EdgeHubSettings::token, "\"\"",
+     "Join token (kedge token create), used once when there is no certificate yet.", false},
+    {"token_file", &EdgeHubSettings::token_file, "\"\"",
+     "A file holding the join token (a relative path is relative to the agent's data_dir).", false},
+    {"heartbeat_s", &EdgeHubSettings::heartbeat_s, "15",
+     "Keepalive interval; a cloud silent for 3 intervals is a dead link.", false, 1, 3600},
+    {"message_qps", &EdgeHubSettings::message_qps, "30", "Upstream messages per second.", false, 1,
+     100000},
+    {"message_burst", &EdgeHubSettings::message_burst, "60", "Upstream burst.", false, 1, 1000000},
+    {"connect_timeout_s", &EdgeHubSettings::connect_timeout_s, "30",
+     "Connect and handshake timeout.", false, 1, 600},
+    {"reconnect_min_ms", &EdgeHubSettings::reconnect_min_ms, "1000", "First reconnect delay.",
+     false, 10, 600000},
+    {"reconnect_max_ms", &EdgeHubSettings::reconnect_max_ms, "30000", "Longest reconnect delay.",
+     false, 10, 3600000},
+    {"ack_timeout_ms", &EdgeHubSettings::ack_timeout_ms, "5000",
+     "Resend an upstream message not ACKed within this time (then with back-off).", false, 100,
+     600000},
+    {"expect_acks", &EdgeHubSettings::expect_acks, "true",
+     "The cloud ACKs upstream messages (kedge's cloudhub does; a stock CloudCore does not).",
+     false},
+    {"max_frame_bytes", &EdgeHubSettings::max_frame_bytes, "8388608", "Largest frame accepted.",
+     false, 1024, 1073741824},
+    {"rotate_certificates", &EdgeHubSettings::rotate_certificates, "true",
+     "Renew the certificate at 70-90% of its lifetime, then reconnect with it.", false},
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+
 class EdgeHub final : public kedge::Plugin {
  public:
   kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
-    cfg_ = cfg;
+    s_ = kedge::read_settings(kSettings, cfg);
     node_ = ctx.node_name();
-    if (!parse_host_port(cfg.get_string("server"), server_))
-      return kedge::invalid_argument("server: expected host:port, got '" +
-                                     cfg.get_string("server") + "'");
-    if (!parse_host_port(cfg.get_string("http_server"), http_server_))
-      return kedge::invalid_argument("http_server: expected host:port, got '" +
-                                     cfg.get_string("http_server") + "'");
+    if (!parse_host_port(s_.server, server_))
+      return kedge::invalid_argument("server: expected host:port, got '" + s_.server + "'");
+    if (!parse_host_port(s_.http_server, http_server_))
+      return kedge::invalid_argument("http_server: expected host:port, got '" + s_.http_server +
+                                     "'");
     dir_ = ctx.data_dir() / "edgehub";
     std::error_code ec;
     fs::create_directories(dir_, ec);
@@ -112,11 +166,11 @@ class EdgeHub final : public kedge::Plugin {
     set_applied_ = std::move(app.stmt);
     get_applied_ = std::move(get.stmt);
     commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
-    heartbeat_ = std::chrono::seconds(cfg.get_int("heartbeat_s"));
+    heartbeat_ = std::chrono::seconds(s_.heartbeat_s);
     kedge::reliable::Options qo;
-    qo.qps = static_cast<double>(cfg.get_int("message_qps"));
-    qo.burst = static_cast<double>(cfg.get_int("message_burst"));
-    qo.ack_timeout = std::chrono::milliseconds(cfg.get_int("ack_timeout_ms"));
+    qo.qps = static_cast<double>(s_.message_qps);
+    qo.burst = static_cast<double>(s_.message_burst);
+    qo.ack_timeout = std::chrono::milliseconds(s_.ack_timeout_ms);
     outbox_.emplace(qo, *db_, *commit_, "upstream");
     auto& m = ctx.metrics();
     connected_ = &m.gauge("kedge_edgehub_connected", "1 while the cloud link is up");
@@ -181,8 +235,8 @@ class EdgeHub final : public kedge::Plugin {
                                  0,
                                  sync ? kSyncFlag : 0u,
                                  kedge::json::encode(*msg) + "\n",
-                                 sync || cfg_.get_bool("expect_acks")};
-    if (entry.body.size() > static_cast<size_t>(cfg_.get_int("max_frame_bytes"))) {
+                                 sync || s_.expect_acks};
+    if (entry.body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
       log_->error("{} {} is {} bytes, over max_frame_bytes; not sent", msg->route.operation,
                   msg->route.resource, entry.body.size());
       return;
@@ -207,9 +261,9 @@ class EdgeHub final : public kedge::Plugin {
   }
 
   void join(std::function<void(Status)> done) {
-    std::string token = cfg_.get_string("token");
+    std::string token = s_.token;
     if (token.empty()) {
-      std::filesystem::path tf = cfg_.get_string("token_file");
+      std::filesystem::path tf = s_.token_file;
       if (!tf.empty() && tf.is_relative()) tf = ctx_->data_dir() / tf;
       if (auto f = pki::read_file(tf.string()); f.ok()) token = f.value;
     }
@@ -220,7 +274,7 @@ class EdgeHub final : public kedge::Plugin {
     auto t = pki::parse_join_token(token);
     if (!t.ok()) return done(kedge::invalid_argument("join token: " + t.status.message()));
     auto insecure = net::client_context({}, false);
-    auto timeout = std::chrono::seconds(cfg_.get_int("connect_timeout_s"));
+    auto timeout = std::chrono::seconds(s_.connect_timeout_s);
     net::http_request(
         ctx_->executor(), insecure.ctx, http_server_.host, http_server_.port,
         {"GET", "/ca.crt", {}, "", ""}, timeout, 1 << 20,
@@ -293,7 +347,7 @@ class EdgeHub final : public kedge::Plugin {
     if (stopped_) return;
     finish_switch();
     if (have_certificate() && certificate_expired() &&
-        (!cfg_.get_string("token").empty() || !cfg_.get_string("token_file").empty())) {
+        (!s_.token.empty() || !s_.token_file.empty())) {
       log_->warn("the certificate has expired; joining again with the token");
       std::error_code ec;
       fs::remove(dir_ / "edge.crt", ec);
@@ -313,10 +367,10 @@ class EdgeHub final : public kedge::Plugin {
     auto tls = net::client_context({ca.value, cert.value, key.value}, true);
     if (!tls.status) return connect_failed(tls.status.message());
     net::WsClientOptions o;
-    o.connect_timeout = std::chrono::seconds(cfg_.get_int("connect_timeout_s"));
+    o.connect_timeout = std::chrono::seconds(s_.connect_timeout_s);
     o.ws.idle_timeout = 3 * heartbeat_;
-    o.ws.max_frame = static_cast<size_t>(cfg_.get_int("max_frame_bytes"));
-    std::string project = cfg_.get_string("project_id");
+    o.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
+    std::string project = s_.project_id;
     net::ws_connect(ctx_->executor(), tls.ctx, server_.host, server_.port,
                     "/" + project + "/" + node_ + "/events",
                     {{"node_id", node_}, {"project_id", project}, {"ConnectionUse", "msg"}}, o,
@@ -342,7 +396,7 @@ class EdgeHub final : public kedge::Plugin {
 
   // Exponential back-off with full jitter in [base/2, base].
   std::chrono::milliseconds next_backoff() {
-    auto lo = cfg_.get_int("reconnect_min_ms"), hi = cfg_.get_int("reconnect_max_ms");
+    auto lo = s_.reconnect_min_ms, hi = s_.reconnect_max_ms;
     int64_t base = std::min(hi, lo << std::min<int64_t>(attempt_++, 20));
     std::uniform_int_distribution<int64_t> d(base / 2, base);
     return std::chrono::milliseconds(d(rng_));
@@ -405,7 +459,7 @@ class EdgeHub final : public kedge::Plugin {
   // reconnects with the new one (the outbox and the cloud's queue carry what
   // is in flight across the reconnect).
   void schedule_rotation() {
-    if (!cfg_.get_bool("rotate_certificates") || rotating_) return;
+    if (!s_.rotate_certificates || rotating_) return;
     auto pem = pki::read_file((dir_ / "edge.crt").string());
     if (!pem.ok()) return;
     auto cert = pki::cert_from_pem(pem.value);
@@ -443,7 +497,7 @@ class EdgeHub final : public kedge::Plugin {
     net::http_request(
         ctx_->executor(), tls.ctx, http_server_.host, http_server_.port,
         {"GET", "/edge.crt", {{"NodeName", node_}}, pki::csr_der(csr.value.get()), ""},
-        std::chrono::seconds(cfg_.get_int("connect_timeout_s")), 1 << 20,
+        std::chrono::seconds(s_.connect_timeout_s), 1 << 20,
         [this, next_key, retry](net::HttpResult r) {
           if (stopped_) return;
           auto fail = [&](const std::string& why) {
@@ -610,7 +664,7 @@ class EdgeHub final : public kedge::Plugin {
   }
 
   Status load_outbox() {
-    bool acks = cfg_.get_bool("expect_acks");
+    bool acks = s_.expect_acks;
     Status s = outbox_->load([&](const std::string&, kedge::reliable::Entry& e) {
       auto d = kedge::json::decode(e.body);
       e.key = d.status ? status_key(d.message) : "";
@@ -643,7 +697,7 @@ class EdgeHub final : public kedge::Plugin {
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  kedge::Config cfg_;
+  EdgeHubSettings s_;
   std::string node_;
   HostPort server_, http_server_;
   fs::path dir_;
@@ -669,40 +723,6 @@ class EdgeHub final : public kedge::Plugin {
   kedge::Counter *downstream_ = nullptr, *duplicates_ = nullptr, *upstream_ = nullptr,
                  *connects_ = nullptr, *failures_ = nullptr, *rotations_ = nullptr,
                  *superseded_ = nullptr;
-};
-
-constexpr kedge::ConfigKey kConfig[] = {
-    {"server", kedge::ConfigType::kString, "\"127.0.0.1:10000\"", "cloudhub's channel, host:port.",
-     false},
-    {"http_server", kedge::ConfigType::kString, "\"127.0.0.1:10002\"",
-     "cloudhub's bootstrap endpoint, host:port.", false},
-    {"project_id", kedge::ConfigType::kString, "\"e632aba927ea4ac2b575ec1603d56f10\"",
-     "Sent in the project_id header.", false},
-    {"token", kedge::ConfigType::kString, "\"\"",
-     "Join token (kedge token create), used once when there is no certificate yet.", false},
-    {"token_file", kedge::ConfigType::kString, "\"\"",
-     "A file holding the join token (a relative path is relative to the agent's data_dir).", false},
-    {"heartbeat_s", kedge::ConfigType::kInteger, "15",
-     "Keepalive interval; a cloud silent for 3 intervals is a dead link.", false, 1, 3600},
-    {"message_qps", kedge::ConfigType::kInteger, "30", "Upstream messages per second.", false, 1,
-     100000},
-    {"message_burst", kedge::ConfigType::kInteger, "60", "Upstream burst.", false, 1, 1000000},
-    {"connect_timeout_s", kedge::ConfigType::kInteger, "30", "Connect and handshake timeout.",
-     false, 1, 600},
-    {"reconnect_min_ms", kedge::ConfigType::kInteger, "1000", "First reconnect delay.", false, 10,
-     600000},
-    {"reconnect_max_ms", kedge::ConfigType::kInteger, "30000", "Longest reconnect delay.", false,
-     10, 3600000},
-    {"ack_timeout_ms", kedge::ConfigType::kInteger, "5000",
-     "Resend an upstream message not ACKed within this time (then with back-off).", false, 100,
-     600000},
-    {"expect_acks", kedge::ConfigType::kBool, "true",
-     "The cloud ACKs upstream messages (kedge's cloudhub does; a stock CloudCore does not).",
-     false},
-    {"max_frame_bytes", kedge::ConfigType::kInteger, "8388608", "Largest frame accepted.", false,
-     1024, 1073741824},
-    {"rotate_certificates", kedge::ConfigType::kBool, "true",
-     "Renew the certificate at 70-90% of its lifetime, then reconnect with it.", false},
 };
 
 }  // namespace
