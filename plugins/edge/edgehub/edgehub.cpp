@@ -19,36 +19,22 @@
 //   Except sync requests to group dynamiccontroller (metaserver's
 //   authorization checks): sent at once while connected, refused at once
 //   (an error response) while not.
-#include <spdlog/logger.h>
+#include "edgehub.h"
 
-#include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <map>
-#include <random>
 
 #include "channel.h"
 #include "kedge/common/http_client.h"
-#include "kedge/common/net.h"
 #include "kedge/common/pki.h"
-#include "kedge/common/sqlite.h"
 #include "kedge/json_codec.h"
-#include "kedge/plugin.h"
 #include "kedge/settings.h"
-#include "reliable_queue.h"
+
+namespace kedge::edgehub {
+
+using namespace std::chrono_literals;
 
 namespace {
-
-namespace fs = std::filesystem;
-namespace net = kedge::net;
-namespace pki = kedge::pki;
-using kedge::Code;
-using kedge::Message;
-using kedge::MessagePtr;
-using kedge::Status;
-using Clock = std::chrono::steady_clock;
-using namespace std::chrono_literals;
 
 const std::vector<std::string> kSchema = {
     "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL UNIQUE,"
@@ -64,11 +50,6 @@ const std::vector<std::string> kSchema = {
 
 constexpr uint32_t kSyncFlag = 1;  // an upstream request answered by the cloud
 
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-
 bool parse_host_port(const std::string& s, HostPort& out) {
   std::string v = s;
   for (const char* scheme : {"wss://", "https://"})
@@ -81,25 +62,6 @@ bool parse_host_port(const std::string& s, HostPort& out) {
   out = {v.substr(0, colon), static_cast<uint16_t>(port)};
   return true;
 }
-
-// The config, read once in init (kedge/settings.h).
-struct EdgeHubSettings {
-  std::string server{};
-  std::string http_server{};
-  std::string project_id{};
-  std::string token{};
-  std::string token_file{};
-  int64_t heartbeat_s{};
-  int64_t message_qps{};
-  int64_t message_burst{};
-  int64_t connect_timeout_s{};
-  int64_t reconnect_min_ms{};
-  int64_t reconnect_max_ms{};
-  int64_t ack_timeout_ms{};
-  bool expect_acks{};
-  int64_t max_frame_bytes{};
-  bool rotate_certificates{};
-};
 
 constexpr kedge::Setting<EdgeHubSettings> kSettings[] = {
     {"server", &EdgeHubSettings::server, "\"127.0.0.1:10000\"", "cloudhub's channel, host:port.",
@@ -136,600 +98,403 @@ constexpr kedge::Setting<EdgeHubSettings> kSettings[] = {
 };
 constexpr auto kConfig = kedge::config_keys(kSettings);
 
-class EdgeHub final : public kedge::Plugin {
- public:
-  kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
-    ctx_ = &ctx;
-    log_ = ctx.logger();
-    s_ = kedge::read_settings(kSettings, cfg);
-    node_ = ctx.node_name();
-    if (!parse_host_port(s_.server, server_))
-      return kedge::invalid_argument("server: expected host:port, got '" + s_.server + "'");
-    if (!parse_host_port(s_.http_server, http_server_))
-      return kedge::invalid_argument("http_server: expected host:port, got '" + s_.http_server +
-                                     "'");
-    dir_ = ctx.data_dir() / "edgehub";
+}  // namespace
+
+kedge::Status EdgeHub::init(kedge::Context& ctx, const kedge::Config& cfg) {
+  ctx_ = &ctx;
+  log_ = ctx.logger();
+  s_ = kedge::read_settings(kSettings, cfg);
+  node_ = ctx.node_name();
+  if (!parse_host_port(s_.server, server_))
+    return kedge::invalid_argument("server: expected host:port, got '" + s_.server + "'");
+  if (!parse_host_port(s_.http_server, http_server_))
+    return kedge::invalid_argument("http_server: expected host:port, got '" + s_.http_server + "'");
+  dir_ = ctx.data_dir() / "edgehub";
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
+  auto db = kedge::sqlite::Db::open((dir_ / "edgehub.db").string());
+  if (!db.status) return db.status;
+  db_ = std::move(db.db);
+  if (Status s = db_->migrate("edgehub", kSchema); !s) return s;
+  // The applied version only moves forward, whatever order ACKs come in.
+  auto app = db_->prepare(
+      "INSERT INTO applied(key, rv) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET rv = excluded.rv "
+      "WHERE CAST(excluded.rv AS INTEGER) > CAST(applied.rv AS INTEGER)");
+  auto get = db_->prepare("SELECT rv FROM applied WHERE key = ?");
+  for (auto* r : {&app, &get})
+    if (!r->status) return r->status;
+  set_applied_ = std::move(app.stmt);
+  get_applied_ = std::move(get.stmt);
+  commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
+  heartbeat_ = std::chrono::seconds(s_.heartbeat_s);
+  kedge::reliable::Options qo;
+  qo.qps = static_cast<double>(s_.message_qps);
+  qo.burst = static_cast<double>(s_.message_burst);
+  qo.ack_timeout = std::chrono::milliseconds(s_.ack_timeout_ms);
+  outbox_.emplace(qo, *db_, *commit_, "upstream");
+  auto& m = ctx.metrics();
+  connected_ = &m.gauge("kedge_edgehub_connected", "1 while the cloud link is up");
+  outbox_gauge_ = &m.gauge("kedge_edgehub_outbox", "Upstream messages not yet ACKed by the cloud");
+  downstream_ = &m.counter("kedge_edgehub_downstream_total", "Messages received from the cloud");
+  superseded_ = &m.counter("kedge_edgehub_reports_superseded_total",
+                           "Queued status reports replaced by a newer one of the same object");
+  duplicates_ = &m.counter("kedge_edgehub_duplicates_total",
+                           "Cloud messages already applied (ACKed again, not delivered)");
+  upstream_ = &m.counter("kedge_edgehub_upstream_total", "Messages sent to the cloud");
+  connects_ = &m.counter("kedge_edgehub_connects_total", "Successful connections to the cloud");
+  rotations_ = &m.counter("kedge_edgehub_cert_rotations_total", "Certificates renewed");
+  failures_ =
+      &m.counter("kedge_edgehub_connect_failures_total", "Failed attempts to join or connect");
+  return load_outbox();
+}
+
+kedge::Status EdgeHub::start() {
+  stopped_ = false;
+  auto ex = ctx_->executor();
+  reconnect_timer_.emplace(ex);
+  rotate_timer_.emplace(ex);
+  heartbeat_timer_.emplace(ex);
+  pump_timer_.emplace(ex);
+  boost::asio::post(ex, [this] { connect(); });
+  return {};
+}
+
+kedge::Status EdgeHub::stop() {
+  stopped_ = true;
+  commit_->flush();
+  for (auto* t : {&*reconnect_timer_, &*heartbeat_timer_, &*pump_timer_, &*rotate_timer_})
+    t->cancel();
+  if (conn_) conn_->close({Code::kUnavailable, "edgehub is stopping"});
+  conn_ = nullptr;
+  connected_->set(0);
+  return {};
+}
+
+// A message from a local plugin, for the cloud.
+void EdgeHub::on_message(const MessagePtr& msg) {
+  if (msg->is_response()) {
+    forward_response(*msg);
+    return;
+  }
+  if (msg->header.sync && msg->route.group == "dynamiccontroller") {
+    // A question that only the cloud, now, can answer (metaserver's
+    // authorization checks): not kept for later; refused at once offline.
+    if (!conn_ || !conn_->send(kedge::json::encode(*msg) + "\n")) {
+      Message err = kedge::new_response(*msg, boost::json::string("the cloud is not connected"));
+      err.route.operation = std::string(kedge::op::kError);
+      (void)ctx_->respond(kedge::share(std::move(err)));
+      return;
+    }
+    upstream_->inc();
+    return;
+  }
+  bool sync = msg->header.sync;
+  kedge::reliable::Entry entry{status_key(*msg),
+                               msg->header.id,
+                               0,
+                               sync ? kSyncFlag : 0u,
+                               kedge::json::encode(*msg) + "\n",
+                               sync || s_.expect_acks};
+  if (entry.body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
+    log_->error("{} {} is {} bytes, over max_frame_bytes; not sent", msg->route.operation,
+                msg->route.resource, entry.body.size());
+    return;
+  }
+  // Sent only once it is on disk.
+  auto added =
+      outbox_->add("", std::move(entry), false,
+                   [this, what = msg->route.operation + " " + msg->route.resource](Status s) {
+                     if (!s) log_->error("cannot keep {} in the outbox: {}", what, s.message());
+                     outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+                     pump();
+                   });
+  if (added == kedge::reliable::Added::kReplaced) superseded_->inc();
+  outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+}
+
+// Moves a renewed key and certificate into place (both .new files exist
+// only once both are complete).
+void EdgeHub::finish_switch() {
+  if (!fs::exists(dir_ / "edge.key.new") || !fs::exists(dir_ / "edge.crt.new")) return;
+  std::error_code ec;
+  fs::rename(dir_ / "edge.key.new", dir_ / "edge.key", ec);
+  fs::rename(dir_ / "edge.crt.new", dir_ / "edge.crt", ec);
+}
+
+void EdgeHub::connect() {
+  if (stopped_) return;
+  finish_switch();
+  if (have_certificate() && certificate_expired() &&
+      (!s_.token.empty() || !s_.token_file.empty())) {
+    log_->warn("the certificate has expired; joining again with the token");
     std::error_code ec;
-    fs::create_directories(dir_, ec);
-    if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
-    auto db = kedge::sqlite::Db::open((dir_ / "edgehub.db").string());
-    if (!db.status) return db.status;
-    db_ = std::move(db.db);
-    if (Status s = db_->migrate("edgehub", kSchema); !s) return s;
-    // The applied version only moves forward, whatever order ACKs come in.
-    auto app = db_->prepare(
-        "INSERT INTO applied(key, rv) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET rv = excluded.rv "
-        "WHERE CAST(excluded.rv AS INTEGER) > CAST(applied.rv AS INTEGER)");
-    auto get = db_->prepare("SELECT rv FROM applied WHERE key = ?");
-    for (auto* r : {&app, &get})
-      if (!r->status) return r->status;
-    set_applied_ = std::move(app.stmt);
-    get_applied_ = std::move(get.stmt);
-    commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
-    heartbeat_ = std::chrono::seconds(s_.heartbeat_s);
-    kedge::reliable::Options qo;
-    qo.qps = static_cast<double>(s_.message_qps);
-    qo.burst = static_cast<double>(s_.message_burst);
-    qo.ack_timeout = std::chrono::milliseconds(s_.ack_timeout_ms);
-    outbox_.emplace(qo, *db_, *commit_, "upstream");
-    auto& m = ctx.metrics();
-    connected_ = &m.gauge("kedge_edgehub_connected", "1 while the cloud link is up");
-    outbox_gauge_ =
-        &m.gauge("kedge_edgehub_outbox", "Upstream messages not yet ACKed by the cloud");
-    downstream_ = &m.counter("kedge_edgehub_downstream_total", "Messages received from the cloud");
-    superseded_ = &m.counter("kedge_edgehub_reports_superseded_total",
-                             "Queued status reports replaced by a newer one of the same object");
-    duplicates_ = &m.counter("kedge_edgehub_duplicates_total",
-                             "Cloud messages already applied (ACKed again, not delivered)");
-    upstream_ = &m.counter("kedge_edgehub_upstream_total", "Messages sent to the cloud");
-    connects_ = &m.counter("kedge_edgehub_connects_total", "Successful connections to the cloud");
-    rotations_ = &m.counter("kedge_edgehub_cert_rotations_total", "Certificates renewed");
-    failures_ =
-        &m.counter("kedge_edgehub_connect_failures_total", "Failed attempts to join or connect");
-    return load_outbox();
+    fs::remove(dir_ / "edge.crt", ec);
   }
-
-  kedge::Status start() override {
-    stopped_ = false;
-    auto ex = ctx_->executor();
-    reconnect_timer_.emplace(ex);
-    rotate_timer_.emplace(ex);
-    heartbeat_timer_.emplace(ex);
-    pump_timer_.emplace(ex);
-    boost::asio::post(ex, [this] { connect(); });
-    return {};
+  if (!have_certificate()) {
+    join([this](Status s) {
+      if (stopped_) return;
+      if (!s) return connect_failed("cannot join: " + s.message());
+      connect();
+    });
+    return;
   }
+  auto ca = pki::read_file((dir_ / "ca.crt").string());
+  auto cert = pki::read_file((dir_ / "edge.crt").string());
+  auto key = pki::read_file((dir_ / "edge.key").string());
+  if (!ca.ok() || !cert.ok() || !key.ok()) return connect_failed("cannot read the certificates");
+  auto tls = net::client_context({ca.value, cert.value, key.value}, true);
+  if (!tls.status) return connect_failed(tls.status.message());
+  net::WsClientOptions o;
+  o.connect_timeout = std::chrono::seconds(s_.connect_timeout_s);
+  o.ws.idle_timeout = 3 * heartbeat_;
+  o.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
+  std::string project = s_.project_id;
+  net::ws_connect(ctx_->executor(), tls.ctx, server_.host, server_.port,
+                  "/" + project + "/" + node_ + "/events",
+                  {{"node_id", node_}, {"project_id", project}, {"ConnectionUse", "msg"}}, o,
+                  [this](Status s, net::WsPtr c) {
+                    if (stopped_) {
+                      if (c) c->close({Code::kUnavailable, "stopping"});
+                      return;
+                    }
+                    if (!s) return connect_failed(s.message());
+                    on_connected(std::move(c));
+                  });
+}
 
-  kedge::Status stop() override {
-    stopped_ = true;
-    commit_->flush();
-    for (auto* t : {&*reconnect_timer_, &*heartbeat_timer_, &*pump_timer_, &*rotate_timer_})
-      t->cancel();
-    if (conn_) conn_->close({Code::kUnavailable, "edgehub is stopping"});
-    conn_ = nullptr;
-    connected_->set(0);
-    return {};
-  }
+void EdgeHub::connect_failed(const std::string& why) {
+  failures_->inc();
+  auto delay = next_backoff();
+  log_->warn("cloud unreachable: {}; retrying in {} ms", why, delay.count());
+  reconnect_timer_->expires_after(delay);
+  reconnect_timer_->async_wait([this](boost::system::error_code ec) {
+    if (!ec) connect();
+  });
+}
 
-  // A message from a local plugin, for the cloud.
-  void on_message(const MessagePtr& msg) override {
-    if (msg->is_response()) {
-      forward_response(*msg);
-      return;
-    }
-    if (msg->header.sync && msg->route.group == "dynamiccontroller") {
-      // A question that only the cloud, now, can answer (metaserver's
-      // authorization checks): not kept for later; refused at once offline.
-      if (!conn_ || !conn_->send(kedge::json::encode(*msg) + "\n")) {
-        Message err = kedge::new_response(*msg, boost::json::string("the cloud is not connected"));
-        err.route.operation = std::string(kedge::op::kError);
-        (void)ctx_->respond(kedge::share(std::move(err)));
-        return;
-      }
-      upstream_->inc();
-      return;
-    }
-    bool sync = msg->header.sync;
-    kedge::reliable::Entry entry{status_key(*msg),
-                                 msg->header.id,
-                                 0,
-                                 sync ? kSyncFlag : 0u,
-                                 kedge::json::encode(*msg) + "\n",
-                                 sync || s_.expect_acks};
-    if (entry.body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
-      log_->error("{} {} is {} bytes, over max_frame_bytes; not sent", msg->route.operation,
-                  msg->route.resource, entry.body.size());
-      return;
-    }
-    // Sent only once it is on disk.
-    auto added =
-        outbox_->add("", std::move(entry), false,
-                     [this, what = msg->route.operation + " " + msg->route.resource](Status s) {
-                       if (!s) log_->error("cannot keep {} in the outbox: {}", what, s.message());
-                       outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
-                       pump();
-                     });
-    if (added == kedge::reliable::Added::kReplaced) superseded_->inc();
-    outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
-  }
+// Exponential back-off with full jitter in [base/2, base].
+std::chrono::milliseconds EdgeHub::next_backoff() {
+  auto lo = s_.reconnect_min_ms, hi = s_.reconnect_max_ms;
+  int64_t base = std::min(hi, lo << std::min<int64_t>(attempt_++, 20));
+  std::uniform_int_distribution<int64_t> d(base / 2, base);
+  return std::chrono::milliseconds(d(rng_));
+}
 
- private:
-  // ---- joining ----
-  bool have_certificate() const {
-    return fs::exists(dir_ / "edge.crt") && fs::exists(dir_ / "edge.key") &&
-           fs::exists(dir_ / "ca.crt");
-  }
-
-  void join(std::function<void(Status)> done) {
-    std::string token = s_.token;
-    if (token.empty()) {
-      std::filesystem::path tf = s_.token_file;
-      if (!tf.empty() && tf.is_relative()) tf = ctx_->data_dir() / tf;
-      if (auto f = pki::read_file(tf.string()); f.ok()) token = f.value;
-    }
-    while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
-    if (token.empty())
-      return done(kedge::invalid_argument("no certificate in " + dir_.string() +
-                                          " and no join token (set token or token_file)"));
-    auto t = pki::parse_join_token(token);
-    if (!t.ok()) return done(kedge::invalid_argument("join token: " + t.status.message()));
-    auto insecure = net::client_context({}, false);
-    auto timeout = std::chrono::seconds(s_.connect_timeout_s);
-    net::http_request(
-        ctx_->executor(), insecure.ctx, http_server_.host, http_server_.port,
-        {"GET", "/ca.crt", {}, "", ""}, timeout, 1 << 20,
-        [this, t = t.value, done, timeout](net::HttpResult r) {
-          if (!r.status) return done({r.status.code(), "fetching the CA: " + r.status.message()});
-          if (r.http_status != 200)
-            return done(
-                {Code::kUnavailable, "fetching the CA: HTTP " + std::to_string(r.http_status)});
-          std::string hash = pki::sha256_hex(r.body);
-          if (hash != t.ca_hash)
-            return done({Code::kFailedPrecondition, "the cloud's CA (sha256 " + hash +
-                                                        ") is not the one in the join token (" +
-                                                        t.ca_hash + ")"});
-          auto ca = pki::cert_from_der(r.body);
-          if (!ca.ok()) return done(ca.status);
-          ca_pem_ = pki::cert_pem(ca.value.get());
-          auto key = std::make_shared<pki::Key>(pki::generate_key());
-          auto csr = pki::make_csr(key->get(), {"system:node:" + node_, "system:nodes"});
-          if (!csr.ok()) return done(csr.status);
-          auto verified = net::client_context({ca_pem_, "", ""}, true);
-          net::http_request(
-              ctx_->executor(), verified.ctx, http_server_.host, http_server_.port,
-              {"GET",
-               "/edge.crt",
-               {{"Authorization", "Bearer " + t.jwt}, {"NodeName", node_}},
-               pki::csr_der(csr.value.get()),
-               ""},
-              timeout, 1 << 20, [this, key, done](net::HttpResult r2) {
-                if (!r2.status)
-                  return done(
-                      {r2.status.code(), "requesting a certificate: " + r2.status.message()});
-                if (r2.http_status != 200)
-                  return done({Code::kFailedPrecondition,
-                               "the cloud refused the certificate request (HTTP " +
-                                   std::to_string(r2.http_status) + "): " + r2.body});
-                auto cert = pki::cert_from_der(r2.body);
-                if (!cert.ok()) return done(cert.status);
-                for (auto [file, data, secret] :
-                     {std::tuple{"ca.crt", ca_pem_, false},
-                      std::tuple{"edge.key", pki::key_pem(key->get()), true},
-                      std::tuple{"edge.crt", pki::cert_pem(cert.value.get()), false}})
-                  if (Status s = pki::write_file((dir_ / file).string(), data, secret); !s)
-                    return done(s);
-                log_->info("joined: certificate for system:node:{} stored in {}", node_,
-                           dir_.string());
-                done({});
-              });
-        });
-  }
-
-  // ---- the link ----
-  // Moves a renewed key and certificate into place (both .new files exist
-  // only once both are complete).
-  void finish_switch() {
-    if (!fs::exists(dir_ / "edge.key.new") || !fs::exists(dir_ / "edge.crt.new")) return;
-    std::error_code ec;
-    fs::rename(dir_ / "edge.key.new", dir_ / "edge.key", ec);
-    fs::rename(dir_ / "edge.crt.new", dir_ / "edge.crt", ec);
-  }
-
-  // An expired certificate cannot renew itself: join again with the token.
-  bool certificate_expired() {
-    auto pem = pki::read_file((dir_ / "edge.crt").string());
-    if (!pem.ok()) return false;
-    auto c = pki::cert_from_pem(pem.value);
-    return c.ok() && pki::not_after(c.value.get()) <= std::chrono::system_clock::now();
-  }
-
-  void connect() {
-    if (stopped_) return;
-    finish_switch();
-    if (have_certificate() && certificate_expired() &&
-        (!s_.token.empty() || !s_.token_file.empty())) {
-      log_->warn("the certificate has expired; joining again with the token");
-      std::error_code ec;
-      fs::remove(dir_ / "edge.crt", ec);
-    }
-    if (!have_certificate()) {
-      join([this](Status s) {
-        if (stopped_) return;
-        if (!s) return connect_failed("cannot join: " + s.message());
-        connect();
+void EdgeHub::on_connected(net::WsPtr c) {
+  conn_ = c;
+  attempt_ = 0;
+  connects_->inc();
+  connected_->set(1);
+  std::weak_ptr<net::WsConnection> weak = c;
+  c->start(
+      [this, weak](std::string&& t) {
+        if (weak.lock() == conn_) on_text(std::move(t));
+      },
+      [this, weak](const Status& why) {
+        if (weak.lock() == conn_ || !conn_) on_disconnected(why);
       });
-      return;
-    }
-    auto ca = pki::read_file((dir_ / "ca.crt").string());
-    auto cert = pki::read_file((dir_ / "edge.crt").string());
-    auto key = pki::read_file((dir_ / "edge.key").string());
-    if (!ca.ok() || !cert.ok() || !key.ok()) return connect_failed("cannot read the certificates");
-    auto tls = net::client_context({ca.value, cert.value, key.value}, true);
-    if (!tls.status) return connect_failed(tls.status.message());
-    net::WsClientOptions o;
-    o.connect_timeout = std::chrono::seconds(s_.connect_timeout_s);
-    o.ws.idle_timeout = 3 * heartbeat_;
-    o.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
-    std::string project = s_.project_id;
-    net::ws_connect(ctx_->executor(), tls.ctx, server_.host, server_.port,
-                    "/" + project + "/" + node_ + "/events",
-                    {{"node_id", node_}, {"project_id", project}, {"ConnectionUse", "msg"}}, o,
-                    [this](Status s, net::WsPtr c) {
-                      if (stopped_) {
-                        if (c) c->close({Code::kUnavailable, "stopping"});
-                        return;
-                      }
-                      if (!s) return connect_failed(s.message());
-                      on_connected(std::move(c));
-                    });
-  }
+  log_->info("connected to the cloud at {}:{}", server_.host, server_.port);
+  notify_link("cloud_connected");
+  schedule_rotation();
+  outbox_->link_lost("");  // all unACKed go again
+  schedule_heartbeat();
+  pump();
+}
 
-  void connect_failed(const std::string& why) {
-    failures_->inc();
-    auto delay = next_backoff();
-    log_->warn("cloud unreachable: {}; retrying in {} ms", why, delay.count());
-    reconnect_timer_->expires_after(delay);
-    reconnect_timer_->async_wait([this](boost::system::error_code ec) {
-      if (!ec) connect();
-    });
-  }
+void EdgeHub::on_disconnected(const Status& why) {
+  if (!conn_) return;
+  conn_ = nullptr;
+  connected_->set(0);
+  heartbeat_timer_->cancel();
+  if (stopped_) return;
+  log_->warn("cloud link lost: {}", why.message());
+  notify_link("cloud_disconnected");
+  connect_failed("link lost");
+}
 
-  // Exponential back-off with full jitter in [base/2, base].
-  std::chrono::milliseconds next_backoff() {
-    auto lo = s_.reconnect_min_ms, hi = s_.reconnect_max_ms;
-    int64_t base = std::min(hi, lo << std::min<int64_t>(attempt_++, 20));
-    std::uniform_int_distribution<int64_t> d(base / 2, base);
-    return std::chrono::milliseconds(d(rng_));
+void EdgeHub::notify_link(const char* state) {
+  for (const char* group : {"meta", "twin", "bus"}) {
+    auto m = kedge::make_message(ctx_->name(), group, std::string(kedge::op::kConnect),
+                                 "node/connection", boost::json::string(state));
+    (void)ctx_->send_to_group(group, kedge::share(std::move(m)));  // absent groups are fine
   }
+}
 
-  void on_connected(net::WsPtr c) {
-    conn_ = c;
-    attempt_ = 0;
-    connects_->inc();
-    connected_->set(1);
-    std::weak_ptr<net::WsConnection> weak = c;
-    c->start(
-        [this, weak](std::string&& t) {
-          if (weak.lock() == conn_) on_text(std::move(t));
-        },
-        [this, weak](const Status& why) {
-          if (weak.lock() == conn_ || !conn_) on_disconnected(why);
-        });
-    log_->info("connected to the cloud at {}:{}", server_.host, server_.port);
-    notify_link("cloud_connected");
-    schedule_rotation();
-    outbox_->link_lost("");  // all unACKed go again
+void EdgeHub::schedule_heartbeat() {
+  heartbeat_timer_->expires_after(heartbeat_);
+  heartbeat_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || !conn_) return;
+    auto ka = kedge::make_message("websocket", "resource", std::string(kedge::op::kKeepalive),
+                                  "node", boost::json::string("ping"));
+    (void)conn_->send(kedge::json::encode(ka) + "\n");
     schedule_heartbeat();
-    pump();
-  }
+  });
+}
 
-  void on_disconnected(const Status& why) {
-    if (!conn_) return;
-    conn_ = nullptr;
-    connected_->set(0);
-    heartbeat_timer_->cancel();
-    if (stopped_) return;
-    log_->warn("cloud link lost: {}", why.message());
-    notify_link("cloud_disconnected");
-    connect_failed("link lost");
+void EdgeHub::on_text(std::string&& text) {
+  auto d = kedge::json::decode(text);
+  if (!d.status) {
+    log_->warn("frame from the cloud is not a message ({}); ignored", d.status.message());
+    return;
   }
-
-  void notify_link(const char* state) {
-    for (const char* group : {"meta", "twin", "bus"}) {
-      auto m = kedge::make_message(ctx_->name(), group, std::string(kedge::op::kConnect),
-                                   "node/connection", boost::json::string(state));
-      (void)ctx_->send_to_group(group, kedge::share(std::move(m)));  // absent groups are fine
-    }
+  downstream_->inc();
+  Message& m = d.message;
+  if (m.is_response()) {
+    on_cloud_response(std::move(m));
+    return;
   }
-
-  void schedule_heartbeat() {
-    heartbeat_timer_->expires_after(heartbeat_);
-    heartbeat_timer_->async_wait([this](boost::system::error_code ec) {
-      if (ec || !conn_) return;
-      auto ka = kedge::make_message("websocket", "resource", std::string(kedge::op::kKeepalive),
-                                    "node", boost::json::string("ping"));
-      (void)conn_->send(kedge::json::encode(ka) + "\n");
-      schedule_heartbeat();
-    });
-  }
-
-  // ---- certificate rotation ----
-  // Renews the certificate at a random point between 70% and 90% of its
-  // lifetime, with the current certificate as the credential, then
-  // reconnects with the new one (the outbox and the cloud's queue carry what
-  // is in flight across the reconnect).
-  void schedule_rotation() {
-    if (!s_.rotate_certificates || rotating_) return;
-    auto pem = pki::read_file((dir_ / "edge.crt").string());
-    if (!pem.ok()) return;
-    auto cert = pki::cert_from_pem(pem.value);
-    if (!cert.ok()) return;
-    auto nb = pki::not_before(cert.value.get()), na = pki::not_after(cert.value.get());
-    std::uniform_real_distribution<double> frac(0.7, 0.9);
-    auto at = nb + std::chrono::duration_cast<std::chrono::system_clock::duration>((na - nb) *
-                                                                                   frac(rng_));
-    auto delay = std::max(std::chrono::system_clock::duration::zero(),
-                          at - std::chrono::system_clock::now());
-    rotate_timer_->expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(delay));
-    rotate_timer_->async_wait([this](boost::system::error_code ec) {
-      if (!ec) rotate(std::chrono::seconds(2));
-    });
-  }
-
-  void rotate(std::chrono::seconds retry) {
-    if (stopped_) return;
-    rotating_ = true;
-    auto ca = pki::read_file((dir_ / "ca.crt").string());
-    auto cert = pki::read_file((dir_ / "edge.crt").string());
-    auto key = pki::read_file((dir_ / "edge.key").string());
-    auto next_key = std::make_shared<pki::Key>(pki::generate_key());
-    auto csr = pki::make_csr(next_key->get(), {"system:node:" + node_, "system:nodes"});
-    if (!ca.ok() || !cert.ok() || !key.ok() || !csr.ok()) {
-      rotating_ = false;
-      return;
-    }
-    auto tls = net::client_context({ca.value, cert.value, key.value}, true);
-    if (!tls.status) {
-      rotating_ = false;
-      log_->error("certificate renewal: {}", tls.status.message());
-      return;
-    }
-    net::http_request(
-        ctx_->executor(), tls.ctx, http_server_.host, http_server_.port,
-        {"GET", "/edge.crt", {{"NodeName", node_}}, pki::csr_der(csr.value.get()), ""},
-        std::chrono::seconds(s_.connect_timeout_s), 1 << 20,
-        [this, next_key, retry](net::HttpResult r) {
-          if (stopped_) return;
-          auto fail = [&](const std::string& why) {
-            log_->warn("certificate renewal failed: {}; retrying in {} s", why, retry.count());
-            rotate_timer_->expires_after(retry);
-            rotate_timer_->async_wait([this, retry](boost::system::error_code ec) {
-              if (!ec) rotate(std::min(retry * 2, std::chrono::seconds(32)));
-            });
-          };
-          if (!r.status) return fail(r.status.message());
-          if (r.http_status != 200)
-            return fail("HTTP " + std::to_string(r.http_status) + ": " + r.body);
-          auto renewed = pki::cert_from_der(r.body);
-          if (!renewed.ok()) return fail(renewed.status.message());
-          // Both new files are complete before either replaces its old one;
-          // connect() finishes a switch a crash interrupted.
-          if (Status s = pki::write_file((dir_ / "edge.key.new").string(),
-                                         pki::key_pem(next_key->get()), true);
-              !s)
-            return fail(s.message());
-          if (Status s = pki::write_file((dir_ / "edge.crt.new").string(),
-                                         pki::cert_pem(renewed.value.get()), false);
-              !s)
-            return fail(s.message());
-          finish_switch();
-          rotations_->inc();
-          rotating_ = false;
-          log_->info("certificate renewed; reconnecting with it");
-          if (conn_) {
-            auto old = conn_;
-            on_disconnected({Code::kUnavailable, "certificate renewed"});
-            old->close({Code::kUnavailable, "certificate renewed"});
-          }
-        });
-  }
-
-  // ---- downstream ----
-  void on_text(std::string&& text) {
-    auto d = kedge::json::decode(text);
-    if (!d.status) {
-      log_->warn("frame from the cloud is not a message ({}); ignored", d.status.message());
-      return;
-    }
-    downstream_->inc();
-    Message& m = d.message;
-    if (m.is_response()) {
-      on_cloud_response(std::move(m));
-      return;
-    }
-    std::string key = kedge::channel::object_key(m);
-    uint64_t rv = kedge::channel::parse_rv(m.header.resource_version);
-    if (rv != 0 && m.route.operation != kedge::op::kDelete) {
-      auto a = applied_rv(key);
-      if (a >= rv) {
-        duplicates_->inc();
-        ack_cloud(m);
-        return;
-      }
-    }
-    if (auto w = awaiting_ack_.find(m.header.id);
-        w != awaiting_ack_.end() && Clock::now() - w->second.since < 10s) {
-      // A resend of a message delivered moments ago whose local ACK has not
-      // come yet: that ACK will answer both.
+  std::string key = kedge::channel::object_key(m);
+  uint64_t rv = kedge::channel::parse_rv(m.header.resource_version);
+  if (rv != 0 && m.route.operation != kedge::op::kDelete) {
+    auto a = applied_rv(key);
+    if (a >= rv) {
       duplicates_->inc();
-      return;
-    }
-    std::string group = kedge::channel::local_group(m.route.group);
-    if (m.route.group == "user" && m.route.source == "router_eventbus") group = "eventbus";
-    if (group.empty()) {
-      log_->warn("message {} has unknown group '{}'; acknowledged and dropped", m.header.id,
-                 m.route.group);
       ack_cloud(m);
       return;
     }
-    awaiting_ack_[m.header.id] = {key, m.header.resource_version, Clock::now()};
-    auto shared = kedge::share(std::move(m));
-    Status s = group == "eventbus" ? ctx_->send(group, shared) : ctx_->send_to_group(group, shared);
-    if (s.code() == Code::kNotFound) {
-      // Nobody on this agent takes this group: nothing to persist; do not
-      // make the cloud resend it forever.
-      log_->debug("no local module for group {}; {} acknowledged", group, shared->header.id);
-      awaiting_ack_.erase(shared->header.id);
-      ack_cloud(*shared);
-    } else if (!s) {
-      awaiting_ack_.erase(shared->header.id);  // not ACKed: the cloud sends it again
-      log_->warn("{} not delivered to {}: {}", shared->header.id, group, s.message());
-    }
   }
-
-  void on_cloud_response(Message&& m) {
-    // Our outbox entry: an ACK, or (for sync requests) the answer itself.
-    if (auto e = outbox_->ack("", m.header.parent_id)) {
-      outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
-      pump();
-      if (!(e->flags & kSyncFlag)) return;  // a plain ACK
-    }
-    Status s = ctx_->respond(kedge::share(std::move(m)));
-    if (!s) log_->debug("cloud response not delivered: {}", s.message());
+  if (auto w = awaiting_ack_.find(m.header.id);
+      w != awaiting_ack_.end() && Clock::now() - w->second.since < 10s) {
+    // A resend of a message delivered moments ago whose local ACK has not
+    // come yet: that ACK will answer both.
+    duplicates_->inc();
+    return;
   }
-
-  // A local plugin's response: an ACK of a cloud message (after it persisted
-  // it) or an answer to a cloud request. Either goes up at once.
-  void forward_response(const Message& m) {
-    std::string frame = kedge::json::encode(m) + "\n";
-    auto it = awaiting_ack_.find(m.header.parent_id);
-    if (it == awaiting_ack_.end() || it->second.rv.empty()) {
-      if (it != awaiting_ack_.end()) awaiting_ack_.erase(it);
-      if (conn_) (void)conn_->send(std::move(frame));
-      return;
-    }
-    Awaiting a = std::move(it->second);
-    awaiting_ack_.erase(it);
-    // The applied version is on disk before the ACK leaves.
-    commit_->add(
-        [&] {
-          set_applied_.reset();
-          set_applied_.bind(1, a.key).bind(2, a.rv);
-          return set_applied_.run();
-        },
-        [this, frame = std::move(frame)](Status s) {
-          if (!s) {  // no ACK without the record: the cloud sends it again
-            log_->error("cannot record an applied version: {}; not acknowledged", s.message());
-            return;
-          }
-          if (conn_) (void)conn_->send(frame);
-        });
+  std::string group = kedge::channel::local_group(m.route.group);
+  if (m.route.group == "user" && m.route.source == "router_eventbus") group = "eventbus";
+  if (group.empty()) {
+    log_->warn("message {} has unknown group '{}'; acknowledged and dropped", m.header.id,
+               m.route.group);
+    ack_cloud(m);
+    return;
   }
-
-  void ack_cloud(const Message& m) {
-    if (conn_)
-      (void)conn_->send(kedge::json::encode(kedge::new_response(m, boost::json::string("OK"))) +
-                        "\n");
+  awaiting_ack_[m.header.id] = {key, m.header.resource_version, Clock::now()};
+  auto shared = kedge::share(std::move(m));
+  Status s = group == "eventbus" ? ctx_->send(group, shared) : ctx_->send_to_group(group, shared);
+  if (s.code() == Code::kNotFound) {
+    // Nobody on this agent takes this group: nothing to persist; do not
+    // make the cloud resend it forever.
+    log_->debug("no local module for group {}; {} acknowledged", group, shared->header.id);
+    awaiting_ack_.erase(shared->header.id);
+    ack_cloud(*shared);
+  } else if (!s) {
+    awaiting_ack_.erase(shared->header.id);  // not ACKed: the cloud sends it again
+    log_->warn("{} not delivered to {}: {}", shared->header.id, group, s.message());
   }
+}
 
-  uint64_t applied_rv(const std::string& key) {
-    get_applied_.reset();
-    get_applied_.bind(1, key);
-    uint64_t rv = get_applied_.step().row ? kedge::channel::parse_rv(get_applied_.text(0)) : 0;
-    get_applied_.reset();
-    return rv;
-  }
-
-  // ---- upstream ----
-  // The object a whole-status report is about; "" for anything else.
-  static std::string status_key(const Message& m) {
-    if (m.header.sync) return {};
-    const std::string& op = m.route.operation;
-    if (op != kedge::op::kPatch && op != kedge::op::kUpdate) return {};
-    const std::string& r = m.route.resource;
-    // A device's reported values (each report carries all of them) and state.
-    auto ends_with = [&](std::string_view suffix) {
-      return r.size() > suffix.size() &&
-             r.compare(r.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (r.rfind("device/", 0) == 0 &&
-        (ends_with("/twin/edge_updated") || ends_with("/state/update")))
-      return r;
-    size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
-    if (b == std::string::npos) return {};
-    std::string type = r.substr(a + 1, b - a - 1);
-    if (type == "podpatch" || type == "nodepatch" || type == "podstatus" || type == "nodestatus")
-      return r;
-    return {};
-  }
-
-  Status load_outbox() {
-    bool acks = s_.expect_acks;
-    Status s = outbox_->load([&](const std::string&, kedge::reliable::Entry& e) {
-      auto d = kedge::json::decode(e.body);
-      e.key = d.status ? status_key(d.message) : "";
-      e.await_ack = acks || (e.flags & kSyncFlag);
-      return true;
-    });
-    if (!s) return s;
+void EdgeHub::on_cloud_response(Message&& m) {
+  // Our outbox entry: an ACK, or (for sync requests) the answer itself.
+  if (auto e = outbox_->ack("", m.header.parent_id)) {
     outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
-    if (outbox_->total() > 0)
-      log_->info("{} message(s) in the outbox from before", outbox_->total());
-    return {};
+    pump();
+    if (!(e->flags & kSyncFlag)) return;  // a plain ACK
   }
+  Status s = ctx_->respond(kedge::share(std::move(m)));
+  if (!s) log_->debug("cloud response not delivered: {}", s.message());
+}
 
-  // Sends outbox entries that are due, within the QPS/burst budget.
-  void pump() {
-    if (!conn_ || stopped_) return;
-    auto r = outbox_->pump(
-        "", [this](const kedge::reliable::Entry& e) { return conn_->send(e.body).is_ok(); });
-    upstream_->inc(r.sent + r.resent);
-    outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
-    if (r.waiting) {
-      double qps = outbox_->options().qps;
-      pump_timer_->expires_after(std::chrono::milliseconds(
-          std::max<int64_t>(10, static_cast<int64_t>(1000 / std::max(1.0, qps)))));
-      pump_timer_->async_wait([this](boost::system::error_code ec) {
-        if (!ec) pump();
+// A local plugin's response: an ACK of a cloud message (after it persisted
+// it) or an answer to a cloud request. Either goes up at once.
+void EdgeHub::forward_response(const Message& m) {
+  std::string frame = kedge::json::encode(m) + "\n";
+  auto it = awaiting_ack_.find(m.header.parent_id);
+  if (it == awaiting_ack_.end() || it->second.rv.empty()) {
+    if (it != awaiting_ack_.end()) awaiting_ack_.erase(it);
+    if (conn_) (void)conn_->send(std::move(frame));
+    return;
+  }
+  Awaiting a = std::move(it->second);
+  awaiting_ack_.erase(it);
+  // The applied version is on disk before the ACK leaves.
+  commit_->add(
+      [&] {
+        set_applied_.reset();
+        set_applied_.bind(1, a.key).bind(2, a.rv);
+        return set_applied_.run();
+      },
+      [this, frame = std::move(frame)](Status s) {
+        if (!s) {  // no ACK without the record: the cloud sends it again
+          log_->error("cannot record an applied version: {}; not acknowledged", s.message());
+          return;
+        }
+        if (conn_) (void)conn_->send(frame);
       });
-    }
-  }
+}
 
-  kedge::Context* ctx_ = nullptr;
-  std::shared_ptr<spdlog::logger> log_;
-  EdgeHubSettings s_;
-  std::string node_;
-  HostPort server_, http_server_;
-  fs::path dir_;
-  std::string ca_pem_;
-  std::unique_ptr<kedge::sqlite::Db> db_;
-  std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
-  kedge::sqlite::Stmt set_applied_, get_applied_;
-  net::WsPtr conn_;
-  std::optional<boost::asio::steady_timer> reconnect_timer_, heartbeat_timer_, pump_timer_,
-      rotate_timer_;
-  bool rotating_ = false;
-  std::chrono::seconds heartbeat_{15};
-  int64_t attempt_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
-  bool stopped_ = true;
-  struct Awaiting {
-    std::string key, rv;
-    Clock::time_point since;
+void EdgeHub::ack_cloud(const Message& m) {
+  if (conn_)
+    (void)conn_->send(kedge::json::encode(kedge::new_response(m, boost::json::string("OK"))) +
+                      "\n");
+}
+
+uint64_t EdgeHub::applied_rv(const std::string& key) {
+  get_applied_.reset();
+  get_applied_.bind(1, key);
+  uint64_t rv = get_applied_.step().row ? kedge::channel::parse_rv(get_applied_.text(0)) : 0;
+  get_applied_.reset();
+  return rv;
+}
+
+// The object a whole-status report is about; "" for anything else.
+std::string EdgeHub::status_key(const Message& m) {
+  if (m.header.sync) return {};
+  const std::string& op = m.route.operation;
+  if (op != kedge::op::kPatch && op != kedge::op::kUpdate) return {};
+  const std::string& r = m.route.resource;
+  // A device's reported values (each report carries all of them) and state.
+  auto ends_with = [&](std::string_view suffix) {
+    return r.size() > suffix.size() &&
+           r.compare(r.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  std::unordered_map<std::string, Awaiting> awaiting_ack_;  // cloud msg_id -> object
-  std::optional<kedge::reliable::Queues> outbox_;           // one queue, named ""
-  kedge::Gauge *connected_ = nullptr, *outbox_gauge_ = nullptr;
-  kedge::Counter *downstream_ = nullptr, *duplicates_ = nullptr, *upstream_ = nullptr,
-                 *connects_ = nullptr, *failures_ = nullptr, *rotations_ = nullptr,
-                 *superseded_ = nullptr;
-};
+  if (r.rfind("device/", 0) == 0 && (ends_with("/twin/edge_updated") || ends_with("/state/update")))
+    return r;
+  size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
+  if (b == std::string::npos) return {};
+  std::string type = r.substr(a + 1, b - a - 1);
+  if (type == "podpatch" || type == "nodepatch" || type == "podstatus" || type == "nodestatus")
+    return r;
+  return {};
+}
 
-}  // namespace
+Status EdgeHub::load_outbox() {
+  bool acks = s_.expect_acks;
+  Status s = outbox_->load([&](const std::string&, kedge::reliable::Entry& e) {
+    auto d = kedge::json::decode(e.body);
+    e.key = d.status ? status_key(d.message) : "";
+    e.await_ack = acks || (e.flags & kSyncFlag);
+    return true;
+  });
+  if (!s) return s;
+  outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+  if (outbox_->total() > 0) log_->info("{} message(s) in the outbox from before", outbox_->total());
+  return {};
+}
 
-KEDGE_PLUGIN(EdgeHub, {.name = "edgehub",
-                       .version = "0.1.0",
-                       .group = "hub",
-                       .description = "Edge end of the cloud-edge channel: join, mTLS WebSocket, "
-                                      "outbox, de-duplication, link events.",
-                       .config = kConfig})
+// Sends outbox entries that are due, within the QPS/burst budget.
+void EdgeHub::pump() {
+  if (!conn_ || stopped_) return;
+  auto r = outbox_->pump(
+      "", [this](const kedge::reliable::Entry& e) { return conn_->send(e.body).is_ok(); });
+  upstream_->inc(r.sent + r.resent);
+  outbox_gauge_->set(static_cast<int64_t>(outbox_->total()));
+  if (r.waiting) {
+    double qps = outbox_->options().qps;
+    pump_timer_->expires_after(std::chrono::milliseconds(
+        std::max<int64_t>(10, static_cast<int64_t>(1000 / std::max(1.0, qps)))));
+    pump_timer_->async_wait([this](boost::system::error_code ec) {
+      if (!ec) pump();
+    });
+  }
+}
+
+}  // namespace kedge::edgehub
+
+KEDGE_PLUGIN(kedge::edgehub::EdgeHub,
+             {.name = "edgehub",
+              .version = "0.1.0",
+              .group = "hub",
+              .description = "Edge end of the cloud-edge channel: join, mTLS WebSocket, "
+                             "outbox, de-duplication, link events.",
+              .config = kedge::edgehub::kConfig})
