@@ -10,37 +10,17 @@
 //   queued), sent, and resent with back-off until the edge ACKs it.
 // * Upstream (edge -> cloud): resources are prefixed with node/<id>/, routed to
 //   a controller by wire group, de-duplicated by msg_id, and ACKed.
-#include <spdlog/logger.h>
-
-#include <boost/asio/steady_timer.hpp>
-#include <deque>
-#include <filesystem>
-#include <map>
-#include <set>
-#include <unordered_map>
-#include <unordered_set>
+#include "cloudhub.h"
 
 #include "channel.h"
-#include "cloud_ca.h"
-#include "kedge/common/net.h"
-#include "kedge/common/pki.h"
-#include "kedge/common/sqlite.h"
 #include "kedge/json_codec.h"
-#include "kedge/plugin.h"
 #include "kedge/settings.h"
-#include "reliable_queue.h"
+
+namespace kedge::cloudhub {
+
+using namespace std::chrono_literals;
 
 namespace {
-
-namespace fs = std::filesystem;
-namespace net = kedge::net;
-namespace pki = kedge::pki;
-using kedge::Code;
-using kedge::Message;
-using kedge::MessagePtr;
-using kedge::Status;
-using Clock = std::chrono::steady_clock;
-using namespace std::chrono_literals;
 
 const std::vector<std::string> kSchema = {
     "CREATE TABLE downstream ("
@@ -59,28 +39,6 @@ const std::vector<std::string> kSchema = {
 };
 
 constexpr uint32_t kDeleteFlag = 1;
-
-// The config, read once in init (kedge/settings.h).
-struct CloudHubSettings {
-  std::string address{};
-  int64_t port{};
-  int64_t https_port{};
-  std::vector<std::string> advertise_addresses{};
-  std::vector<std::string> dns_names{};
-  int64_t keepalive_interval_s{};
-  int64_t max_frame_bytes{};
-  int64_t node_limit{};
-  int64_t max_handshakes{};
-  int64_t token_ttl_s{};
-  int64_t edge_cert_validity_s{};
-  bool allow_legacy_cert_cn{};
-  int64_t ack_timeout_ms{};
-  int64_t send_window{};
-  int64_t max_pending_per_node{};
-  bool ack_upstream{};
-  std::vector<std::string> notify{};
-  boost::json::object routes{};
-};
 
 constexpr kedge::Setting<CloudHubSettings> kSettings[] = {
     {"address", &CloudHubSettings::address, "\"0.0.0.0\"", "Address both servers listen on.",
@@ -123,533 +81,433 @@ constexpr kedge::Setting<CloudHubSettings> kSettings[] = {
 };
 constexpr auto kConfig = kedge::config_keys(kSettings);
 
-class CloudHub final : public kedge::Plugin {
- public:
-  kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
-    ctx_ = &ctx;
-    log_ = ctx.logger();
-    s_ = kedge::read_settings(kSettings, cfg);
-    dir_ = ctx.data_dir() / "cloudhub";
-    std::error_code ec;
-    fs::create_directories(dir_, ec);
-    if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
-    if (Status s = load_or_create_pki(); !s) return s;
-    auto db = kedge::sqlite::Db::open((dir_ / "cloudhub.db").string());
-    if (!db.status) return db.status;
-    db_ = std::move(db.db);
-    if (Status s = db_->migrate("cloudhub", kSchema); !s) return s;
-    auto mark = db_->prepare("INSERT OR IGNORE INTO resync(node, since) VALUES(?, ?)");
-    auto unmark = db_->prepare("DELETE FROM resync WHERE node = ?");
-    if (!mark.status) return mark.status;
-    if (!unmark.status) return unmark.status;
-    mark_resync_ = std::move(mark.stmt);
-    unmark_resync_ = std::move(unmark.stmt);
-    commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
-    kedge::reliable::Options qo;
-    qo.window = static_cast<size_t>(s_.send_window);
-    qo.ack_timeout = std::chrono::milliseconds(s_.ack_timeout_ms);
-    qo.capacity = static_cast<size_t>(s_.max_pending_per_node);
-    queues_.emplace(qo, *db_, *commit_, "queue");
-    if (Status s = load_pending(); !s) return s;
-    for (auto& [group, module] : s_.routes)
-      if (module.is_string()) routes_[std::string(group)] = std::string(module.get_string());
-    auto& m = ctx.metrics();
-    connected_ = &m.gauge("kedge_cloudhub_connected_nodes", "Nodes connected now");
-    pending_gauge_ =
-        &m.gauge("kedge_cloudhub_pending_messages", "Downstream messages not yet ACKed");
-    acked_ = &m.counter("kedge_cloudhub_acked_total", "Downstream messages ACKed by edges");
-    resent_ = &m.counter("kedge_cloudhub_resent_total", "Downstream messages sent again");
-    replaced_ = &m.counter("kedge_cloudhub_replaced_total",
-                           "Queued messages replaced by a newer version of their object");
-    stale_ = &m.counter("kedge_cloudhub_stale_total",
-                        "Downstream messages older than the queued version (dropped as stale)");
-    upstream_ = &m.counter("kedge_cloudhub_upstream_total", "Messages received from edges");
-    duplicates_ = &m.counter("kedge_cloudhub_upstream_duplicates_total",
-                             "Upstream messages received again (suppressed)");
-    bad_frames_ = &m.counter("kedge_cloudhub_bad_frames_total", "Frames that were not messages");
-    overflow_ = &m.counter("kedge_cloudhub_overflow_total",
-                           "Downstream messages not queued because a node's queue was full "
-                           "(the node is marked for a full resync)");
-    resyncs_ = &m.counter("kedge_cloudhub_resyncs_total",
-                          "Full resyncs asked of the controllers after a queue overflow");
-    resync_gauge_ = &m.gauge("kedge_cloudhub_nodes_awaiting_resync",
-                             "Nodes whose queue overflowed and that await a full resync");
-    resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
-    update_pending_gauge();
-    return {};
-  }
-
-  kedge::Status start() override {
-    stopped_ = false;
-    auto ex = ctx_->executor();
-    net::TlsMaterial server{ca_.pem, server_cert_pem_, server_key_pem_};
-    auto ws_ctx = net::server_context(server, net::ClientCert::kRequired);
-    if (!ws_ctx.status) return ws_ctx.status;
-    auto https_ctx = net::server_context(server, net::ClientCert::kOptional);
-    if (!https_ctx.status) return https_ctx.status;
-
-    net::WsServer::Options wo;
-    wo.ws.idle_timeout = std::chrono::seconds(3 * s_.keepalive_interval_s);
-    wo.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
-    wo.max_connections = static_cast<size_t>(s_.node_limit);
-    wo.max_handshakes = static_cast<size_t>(s_.max_handshakes);
-    ws_ = net::WsServer::create(ex, ws_ctx.ctx, wo);
-    std::string addr = s_.address;
-    if (Status s = ws_->listen(
-            addr, static_cast<uint16_t>(s_.port),
-            [this](const net::PeerInfo& p) { return admit(p); },
-            [this](net::WsPtr c) { on_connection(std::move(c)); });
-        !s)
-      return s;
-    https_ = net::HttpsServer::create(ex, https_ctx.ctx, {30s, 1 << 20});
-    if (Status s = https_->listen(addr, static_cast<uint16_t>(s_.https_port),
-                                  [this](const net::HttpRequest& r) { return bootstrap(r); });
-        !s) {
-      ws_->stop();
-      return s;
-    }
-    timer_.emplace(ex);
-    schedule_resend();
-    log_->info("listening on {}:{} (channel) and {}:{} (bootstrap); {} message(s) pending", addr,
-               ws_->port(), addr, https_->port(), queues_->total());
-    return {};
-  }
-
-  kedge::Status stop() override {
-    stopped_ = true;
-    commit_->flush();
-    if (timer_) timer_->cancel();
-    if (ws_) ws_->stop();
-    if (https_) https_->stop();
-    for (auto& [node, s] : sessions_)
-      if (s.conn) s.conn->close({Code::kUnavailable, "cloudhub is stopping"});
-    sessions_.clear();
-    connected_->set(0);
-    return {};
-  }
-
-  // Downstream: a message from a controller for some node.
-  void on_message(const MessagePtr& msg) override {
-    std::string node = kedge::channel::node_of(msg->route.resource);
-    if (node.empty()) {
-      log_->warn("message {} ({} {}) names no node; not sent", msg->header.id, msg->route.operation,
-                 msg->route.resource);
-      return;
-    }
-    Message out = *msg;
-    out.route.resource = kedge::channel::trim_for_edge(msg->route.resource);
-    out.header.sync = false;  // never true on the WebSocket wire
-    if (msg->is_response()) {
-      // Answers to the edge's requests are not queued: if the node is gone,
-      // its request has timed out there.
-      send_now(node, out);
-      return;
-    }
-    enqueue(node, out);
-  }
-
- private:
-  // ---- PKI ----
-  Status load_or_create_pki() {
-    auto ca = kedge::cloud_ca::load_or_create(dir_);
-    if (!ca.ok()) return ca.status;
-    if (ca.value.created) log_->info("created the cloud CA in {}", (dir_ / "ca.crt").string());
-    ca_ = std::move(ca.value);
-    ca_der_ = pki::cert_der(ca_.cert.get());
-    jwt_secret_ = kedge::cloud_ca::jwt_secret(ca_);
-    auto serving = kedge::cloud_ca::serving_cert(ca_, {"KubeEdge", "KubeEdge"},
-                                                 s_.advertise_addresses, s_.dns_names);
-    if (!serving.ok()) return serving.status;
-    server_cert_pem_ = std::move(serving.value.cert_pem);
-    server_key_pem_ = std::move(serving.value.key_pem);
-    // The current join token, for operators (also: kedge token create).
-    return pki::write_file((dir_ / "token").string(), make_token() + "\n", true);
-  }
-
-  std::string make_token() const {
-    return kedge::cloud_ca::join_token(ca_, std::chrono::seconds(s_.token_ttl_s));
-  }
-
-  // ---- bootstrap HTTPS ----
-  net::HttpResponse bootstrap(const net::HttpRequest& r) {
-    auto text = [](int status, std::string body) {
-      return net::HttpResponse{status, "text/plain", std::move(body) + "\n"};
-    };
-    if (r.target == "/ca.crt" && r.method == "GET")
-      return {200, "application/octet-stream", ca_der_};
-    if (r.target != "/edge.crt") return text(404, "no such path: " + r.target);
-    if (r.method != "GET" && r.method != "POST") return text(405, "use GET");
-    auto nn = r.headers.find("nodename");
-    if (nn == r.headers.end() || nn->second.empty()) return text(400, "missing NodeName header");
-    const std::string& node = nn->second;
-    bool rotation = !r.peer_cert_cn.empty();
-    if (rotation) {
-      if (r.peer_cert_cn != "system:node:" + node && !s_.allow_legacy_cert_cn)
-        return text(403, "client certificate is for '" + r.peer_cert_cn + "', not node " + node);
-    } else {
-      auto auth = r.headers.find("authorization");
-      if (auth == r.headers.end() || auth->second.rfind("Bearer ", 0) != 0)
-        return text(401, "missing bearer token (Authorization: Bearer <jwt>)");
-      Status s =
-          pki::jwt_verify(jwt_secret_, auth->second.substr(7), std::chrono::system_clock::now());
-      if (!s) return text(401, "token refused: " + s.message());
-    }
-    auto csr = pki::csr_from_der(r.body);
-    if (!csr.ok())
-      return text(400, "body is not a DER certificate request: " + csr.status.message());
-    std::string cn = pki::csr_common_name(csr.value.get());
-    if (cn != "system:node:" + node && !s_.allow_legacy_cert_cn)
-      return text(403, "CSR is for '" + cn + "', expected 'system:node:" + node + "'");
-    pki::SignOptions o;
-    o.days = 0;
-    o.seconds = s_.edge_cert_validity_s;
-    o.usages = pki::kClientAuth;
-    auto cert = pki::sign_csr(ca_.cert.get(), ca_.key.get(), csr.value.get(), o);
-    if (!cert.ok()) return text(400, "cannot sign the CSR: " + cert.status.message());
-    log_->info("issued a certificate for node {} ({})", node, rotation ? "rotation" : "join token");
-    return {200, "application/octet-stream", pki::cert_der(cert.value.get())};
-  }
-
-  // ---- sessions ----
-  net::Admission admit(const net::PeerInfo& p) {
-    auto it = p.headers.find("node_id");
-    if (it == p.headers.end() || it->second.empty())
-      return net::Admission::refuse(400, "missing node_id header");
-    if (p.cert_cn != "system:node:" + it->second && !s_.allow_legacy_cert_cn) {
-      log_->warn("refused {} from {}: certificate is for '{}'", it->second, p.remote, p.cert_cn);
-      return net::Admission::refuse(403, "node_id '" + it->second +
-                                             "' does not match the client certificate ('" +
-                                             p.cert_cn + "')");
-    }
-    return net::Admission::accept();
-  }
-
-  // Upstream msg_ids seen lately from a node (across reconnects), for
-  // de-duplication.
-  struct Recent {
-    std::deque<std::string> order;
-    std::unordered_set<std::string> ids;
-  };
-  struct Session {
-    net::WsPtr conn;
-  };
-
-  void on_connection(net::WsPtr c) {
-    std::string node = c->peer().headers.at("node_id");
-    auto it = sessions_.find(node);
-    if (it != sessions_.end() && it->second.conn) {
-      log_->info("node {} connected again from {}; closing its older connection", node,
-                 c->peer().remote);
-      auto old = it->second.conn;
-      it->second.conn = nullptr;
-      old->close({Code::kUnavailable, "replaced by a newer connection"});
-    }
-    Session& s = sessions_[node];
-    s.conn = c;
-    connected_->set(static_cast<int64_t>(sessions_.size()));
-    std::weak_ptr<net::WsConnection> weak = c;
-    c->start([this, node, weak](std::string&& text) { on_text(node, weak, std::move(text)); },
-             [this, node, weak](const Status& why) { on_closed(node, weak, why); });
-    log_->info("node {} connected from {}", node, c->peer().remote);
-    notify_controllers(node, "connected");
-    // Everything not ACKed goes again, in order.
-    queues_->link_lost(node);
-    maybe_resync(node);
-    pump(node);
-  }
-
-  // A node marked after an overflow gets its full resync once its queue is
-  // at most half full: the controllers are asked (op "resync", resource
-  // node/<id>) to send the current version of every object the node should
-  // have, and the list of what exists (docs/channel.md). The mark is cleared
-  // only when the request is committed as handed over.
-  void maybe_resync(const std::string& node) {
-    if (!needs_resync_.count(node)) return;
-    if (queues_->size(node) * 2 > static_cast<size_t>(s_.max_pending_per_node)) return;
-    boost::json::object content{{"node", node}, {"reason", "downstream queue overflow"}};
-    auto m = kedge::share(
-        kedge::make_message(ctx_->name(), "resource", "resync", "node/" + node, content));
-    bool handed = false;
-    for (auto& mod : controller_modules())
-      if (ctx_->send(mod, m)) handed = true;
-    if (!handed) {
-      log_->warn("node {} awaits a full resync, but no controller took the request", node);
-      return;
-    }
-    needs_resync_.erase(node);
-    resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
-    resyncs_->inc();
-    log_->info("node {}: asked the controllers for a full resync", node);
-    commit_->add([&] {
-      unmark_resync_.reset();
-      unmark_resync_.bind(1, node);
-      return unmark_resync_.run();
-    });
-  }
-
-  // Told of connections, disconnections and resyncs: the `notify` modules
-  // and the controllers of `routes`.
-  std::set<std::string> controller_modules() const {
-    std::set<std::string> modules;
-    for (auto& [g, mod] : routes_) modules.insert(mod);
-    for (auto& mod : s_.notify) modules.insert(mod);
-    return modules;
-  }
-
-  void on_closed(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
-                 const Status& why) {
-    auto it = sessions_.find(node);
-    if (it == sessions_.end() || it->second.conn != weak.lock()) return;  // an older connection
-    sessions_.erase(it);
-    connected_->set(static_cast<int64_t>(sessions_.size()));
-    log_->info("node {} disconnected: {}", node, why.message());
-    queues_->link_lost(node);
-    if (!stopped_) notify_controllers(node, "disconnected");
-  }
-
-  void notify_controllers(const std::string& node, const char* event) {
-    boost::json::object content{
-        {"event_type", event}, {"timestamp", kedge::now_ms() / 1000}, {"client_id", node}};
-    auto m =
-        kedge::share(kedge::make_message(ctx_->name(), "resource", event, "node/" + node, content));
-    for (auto& mod : controller_modules()) (void)ctx_->send(mod, m);  // absent ones are fine
-  }
-
-  // ---- upstream ----
-  void on_text(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
-               std::string&& text) {
-    auto conn = weak.lock();
-    if (!conn) return;
-    auto d = kedge::json::decode(text);
-    if (!d.status) {
-      bad_frames_->inc();
-      log_->warn("node {}: frame is not a message ({}); ignored", node, d.status.message());
-      return;
-    }
-    Message& m = d.message;
-    upstream_->inc();
-    if (m.route.operation == kedge::op::kKeepalive) return;
-    // An ACK ("OK") of a queued message; an answer to a queued request also
-    // ends its resends but goes on to the controller that asked.
-    if (m.is_response() && on_ack(node, m) && m.content == boost::json::value("OK")) return;
-    Recent& s = recent_[node];
-    if (!m.is_response()) {
-      if (s.ids.count(m.header.id)) {
-        duplicates_->inc();
-        ack_upstream(conn, m);  // its ACK was lost: ACK again
-        return;
-      }
-    }
-    m.route.resource = kedge::channel::prefix_for_cloud(node, m.route.resource);
-    auto shared = kedge::share(std::move(m));
-    if (shared->is_response()) {  // an answer to a controller's request
-      if (Status st = ctx_->respond(shared); !st)
-        log_->debug("node {}: response {} not delivered: {}", node, shared->header.id,
-                    st.message());
-      return;
-    }
-    // Device reports come in group resource from stock edges (KubeEdge twin uploads):
-    // they are the device controller's, as twin messages are.
-    std::string group = shared->route.group;
-    if (group == "resource") {
-      std::string rest = kedge::channel::trim_for_edge(shared->route.resource);
-      if (rest.rfind("device/", 0) == 0 || rest.rfind("membership", 0) == 0) group = "twin";
-    }
-    auto route = routes_.find(group);
-    if (route == routes_.end()) {
-      log_->warn("node {}: no controller for group '{}' (op {} on {}); acknowledged and dropped",
-                 node, shared->route.group, shared->route.operation, shared->route.resource);
-      remember(s, shared->header.id);
-      ack_upstream(conn, *shared);
-      return;
-    }
-    Status st = ctx_->send(route->second, shared);
-    if (st.code() == Code::kFull) {
-      // Not ACKed: the edge keeps it in its outbox and sends it again.
-      log_->warn("node {}: {} is busy ({}); message {} will come again", node, route->second,
-                 st.message(), shared->header.id);
-      return;
-    }
-    if (!st)
-      log_->warn("node {}: message {} for {} not delivered: {}", node, shared->header.id,
-                 route->second, st.message());
-    remember(s, shared->header.id);
-    ack_upstream(conn, *shared);
-  }
-
-  void remember(Recent& s, const std::string& id) {
-    s.ids.insert(id);
-    s.order.push_back(id);
-    if (s.order.size() > 4096) {
-      s.ids.erase(s.order.front());
-      s.order.pop_front();
-    }
-  }
-
-  void ack_upstream(const net::WsPtr& conn, const Message& m) {
-    // A sync request is answered by its controller; that answer is its ACK.
-    if (!s_.ack_upstream || m.header.sync) return;
-    Message ack = kedge::new_response(m, boost::json::string("OK"));
-    ack.route.resource = kedge::channel::trim_for_edge(m.route.resource);
-    (void)conn->send(kedge::json::encode(ack) + "\n");
-  }
-
-  // An ACK from the edge for a downstream message: true if it was one.
-  bool on_ack(const std::string& node, const Message& m) {
-    if (!queues_->ack(node, m.header.parent_id)) return false;
-    acked_->inc();
-    update_pending_gauge();
-    maybe_resync(node);
-    pump(node);
-    return true;
-  }
-
-  // ---- downstream ----
-  Status load_pending() {
-    if (Status s = queues_->load([](const std::string&, kedge::reliable::Entry&) { return true; });
-        !s)
-      return s;
-    auto marks = db_->prepare("SELECT node FROM resync");
-    if (!marks.status) return marks.status;
-    for (;;) {
-      auto r = marks.stmt.step();
-      if (!r.status) return r.status;
-      if (!r.row) break;
-      needs_resync_.insert(marks.stmt.text(0));
-    }
-    return {};
-  }
-
-  void enqueue(const std::string& node, const Message& m) {
-    bool is_delete = m.route.operation == kedge::op::kDelete;
-    std::string body = kedge::json::encode(m) + "\n";
-    if (body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
-      // It could never be delivered: the edge closes the link on it, forever.
-      overflow_->inc();
-      log_->error("node {}: {} {} is {} bytes, over max_frame_bytes; refused", node,
-                  m.route.operation, m.route.resource, body.size());
-      return;
-    }
-    kedge::reliable::Entry e{kedge::channel::object_key(m),
-                             m.header.id,
-                             kedge::channel::parse_rv(m.header.resource_version),
-                             is_delete ? kDeleteFlag : 0u,
-                             std::move(body),
-                             true};
-    // Sent once its batch is committed: a cloud restart never forgets what
-    // an edge may have seen. A delete always replaces what is queued.
-    auto added =
-        queues_->add(node, std::move(e), !is_delete,
-                     [this, node, what = m.route.operation + " " + m.route.resource](Status s) {
-                       if (!s)
-                         log_->error("node {}: cannot persist {}: {}", node, what, s.message());
-                       update_pending_gauge();
-                       if (s) pump(node);
-                     });
-    switch (added) {
-      case kedge::reliable::Added::kStale:
-        stale_->inc();
-        log_->debug("node {}: {} {} is not newer than the queued version; dropped as stale", node,
-                    m.route.operation, m.route.resource);
-        return;
-      case kedge::reliable::Added::kReplaced: replaced_->inc(); break;
-      case kedge::reliable::Added::kFull:
-        // True overflow. Nothing queued is dropped, and this message is not
-        // lost either: the node is marked, and once its queue has drained the
-        // controllers send it the current state of everything it should have.
-        overflow_->inc();
-        if (needs_resync_.insert(node).second) {
-          log_->error(
-              "node {}: {} messages pending; {} {} not queued, the node is marked for a "
-              "full resync",
-              node, queues_->size(node), m.route.operation, m.route.resource);
-          resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
-          commit_->add([&] {
-            mark_resync_.reset();
-            mark_resync_.bind(1, node).bind(2, kedge::now_ms());
-            return mark_resync_.run();
-          });
-        }
-        return;
-      case kedge::reliable::Added::kDuplicate:
-        log_->debug("node {}: message {} is already queued", node, m.header.id);
-        return;
-      case kedge::reliable::Added::kQueued: break;
-    }
-    update_pending_gauge();
-  }
-
-  // Sends what is due: overdue resends, then queued messages while the
-  // node's window has room.
-  void pump(const std::string& node) {
-    auto s = sessions_.find(node);
-    if (s == sessions_.end() || !s->second.conn) return;
-    auto conn = s->second.conn;
-    auto r = queues_->pump(node, [&](const kedge::reliable::Entry& e) {
-      return conn->send(e.body).is_ok();  // false: closed or backed up
-    });
-    resent_->inc(r.resent);
-  }
-
-  void send_now(const std::string& node, const Message& m) {
-    auto s = sessions_.find(node);
-    if (s == sessions_.end() || !s->second.conn) {
-      log_->debug("node {} is not connected; response {} not sent", node, m.header.id);
-      return;
-    }
-    (void)s->second.conn->send(kedge::json::encode(m) + "\n");
-  }
-
-  std::chrono::milliseconds ack_timeout() const {
-    return std::chrono::milliseconds(s_.ack_timeout_ms);
-  }
-
-  void schedule_resend() {
-    timer_->expires_after(std::min(ack_timeout(), std::chrono::milliseconds(1000)));
-    timer_->async_wait([this](boost::system::error_code ec) {
-      if (ec || stopped_) return;
-      resend_overdue();
-      schedule_resend();
-    });
-  }
-
-  void resend_overdue() {
-    std::vector<std::string> nodes;
-    for (auto& [node, s] : sessions_)
-      if (s.conn) nodes.push_back(node);
-    for (auto& node : nodes) pump(node);
-  }
-
-  void update_pending_gauge() { pending_gauge_->set(static_cast<int64_t>(queues_->total())); }
-
-  kedge::Context* ctx_ = nullptr;
-  std::shared_ptr<spdlog::logger> log_;
-  CloudHubSettings s_;
-  fs::path dir_;
-  pki::Ca ca_;
-  std::string ca_der_, jwt_secret_, server_cert_pem_, server_key_pem_;
-  std::unique_ptr<kedge::sqlite::Db> db_;
-  std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
-  kedge::sqlite::Stmt mark_resync_, unmark_resync_;
-  std::set<std::string> needs_resync_;
-  std::map<std::string, std::string> routes_;  // wire group -> controller module
-  std::shared_ptr<net::WsServer> ws_;
-  std::shared_ptr<net::HttpsServer> https_;
-  std::optional<boost::asio::steady_timer> timer_;
-  std::map<std::string, Session> sessions_;
-  std::optional<kedge::reliable::Queues> queues_;  // one per node
-  std::map<std::string, Recent> recent_;
-  bool stopped_ = true;
-  kedge::Gauge *connected_ = nullptr, *pending_gauge_ = nullptr, *resync_gauge_ = nullptr;
-  kedge::Counter *acked_ = nullptr, *resent_ = nullptr, *replaced_ = nullptr, *stale_ = nullptr,
-                 *upstream_ = nullptr, *duplicates_ = nullptr, *bad_frames_ = nullptr,
-                 *overflow_ = nullptr, *resyncs_ = nullptr;
-};
-
 }  // namespace
 
-KEDGE_PLUGIN(CloudHub, {.name = "cloudhub",
-                        .version = "0.1.0",
-                        .description = "Cloud end of the cloud-edge channel: CA, bootstrap, "
-                                       "mTLS WebSocket, reliable per-node queues.",
-                        .config = kConfig})
+kedge::Status CloudHub::init(kedge::Context& ctx, const kedge::Config& cfg) {
+  ctx_ = &ctx;
+  log_ = ctx.logger();
+  s_ = kedge::read_settings(kSettings, cfg);
+  dir_ = ctx.data_dir() / "cloudhub";
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
+  if (Status s = load_or_create_pki(); !s) return s;
+  auto db = kedge::sqlite::Db::open((dir_ / "cloudhub.db").string());
+  if (!db.status) return db.status;
+  db_ = std::move(db.db);
+  if (Status s = db_->migrate("cloudhub", kSchema); !s) return s;
+  auto mark = db_->prepare("INSERT OR IGNORE INTO resync(node, since) VALUES(?, ?)");
+  auto unmark = db_->prepare("DELETE FROM resync WHERE node = ?");
+  if (!mark.status) return mark.status;
+  if (!unmark.status) return unmark.status;
+  mark_resync_ = std::move(mark.stmt);
+  unmark_resync_ = std::move(unmark.stmt);
+  commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
+  kedge::reliable::Options qo;
+  qo.window = static_cast<size_t>(s_.send_window);
+  qo.ack_timeout = std::chrono::milliseconds(s_.ack_timeout_ms);
+  qo.capacity = static_cast<size_t>(s_.max_pending_per_node);
+  queues_.emplace(qo, *db_, *commit_, "queue");
+  if (Status s = load_pending(); !s) return s;
+  for (auto& [group, module] : s_.routes)
+    if (module.is_string()) routes_[std::string(group)] = std::string(module.get_string());
+  auto& m = ctx.metrics();
+  connected_ = &m.gauge("kedge_cloudhub_connected_nodes", "Nodes connected now");
+  pending_gauge_ = &m.gauge("kedge_cloudhub_pending_messages", "Downstream messages not yet ACKed");
+  acked_ = &m.counter("kedge_cloudhub_acked_total", "Downstream messages ACKed by edges");
+  resent_ = &m.counter("kedge_cloudhub_resent_total", "Downstream messages sent again");
+  replaced_ = &m.counter("kedge_cloudhub_replaced_total",
+                         "Queued messages replaced by a newer version of their object");
+  stale_ = &m.counter("kedge_cloudhub_stale_total",
+                      "Downstream messages older than the queued version (dropped as stale)");
+  upstream_ = &m.counter("kedge_cloudhub_upstream_total", "Messages received from edges");
+  duplicates_ = &m.counter("kedge_cloudhub_upstream_duplicates_total",
+                           "Upstream messages received again (suppressed)");
+  bad_frames_ = &m.counter("kedge_cloudhub_bad_frames_total", "Frames that were not messages");
+  overflow_ = &m.counter("kedge_cloudhub_overflow_total",
+                         "Downstream messages not queued because a node's queue was full "
+                         "(the node is marked for a full resync)");
+  resyncs_ = &m.counter("kedge_cloudhub_resyncs_total",
+                        "Full resyncs asked of the controllers after a queue overflow");
+  resync_gauge_ = &m.gauge("kedge_cloudhub_nodes_awaiting_resync",
+                           "Nodes whose queue overflowed and that await a full resync");
+  resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
+  update_pending_gauge();
+  return {};
+}
+
+kedge::Status CloudHub::start() {
+  stopped_ = false;
+  auto ex = ctx_->executor();
+  net::TlsMaterial server{ca_.pem, server_cert_pem_, server_key_pem_};
+  auto ws_ctx = net::server_context(server, net::ClientCert::kRequired);
+  if (!ws_ctx.status) return ws_ctx.status;
+  auto https_ctx = net::server_context(server, net::ClientCert::kOptional);
+  if (!https_ctx.status) return https_ctx.status;
+
+  net::WsServer::Options wo;
+  wo.ws.idle_timeout = std::chrono::seconds(3 * s_.keepalive_interval_s);
+  wo.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
+  wo.max_connections = static_cast<size_t>(s_.node_limit);
+  wo.max_handshakes = static_cast<size_t>(s_.max_handshakes);
+  ws_ = net::WsServer::create(ex, ws_ctx.ctx, wo);
+  std::string addr = s_.address;
+  if (Status s = ws_->listen(
+          addr, static_cast<uint16_t>(s_.port), [this](const net::PeerInfo& p) { return admit(p); },
+          [this](net::WsPtr c) { on_connection(std::move(c)); });
+      !s)
+    return s;
+  https_ = net::HttpsServer::create(ex, https_ctx.ctx, {30s, 1 << 20});
+  if (Status s = https_->listen(addr, static_cast<uint16_t>(s_.https_port),
+                                [this](const net::HttpRequest& r) { return bootstrap(r); });
+      !s) {
+    ws_->stop();
+    return s;
+  }
+  timer_.emplace(ex);
+  schedule_resend();
+  log_->info("listening on {}:{} (channel) and {}:{} (bootstrap); {} message(s) pending", addr,
+             ws_->port(), addr, https_->port(), queues_->total());
+  return {};
+}
+
+kedge::Status CloudHub::stop() {
+  stopped_ = true;
+  commit_->flush();
+  if (timer_) timer_->cancel();
+  if (ws_) ws_->stop();
+  if (https_) https_->stop();
+  for (auto& [node, s] : sessions_)
+    if (s.conn) s.conn->close({Code::kUnavailable, "cloudhub is stopping"});
+  sessions_.clear();
+  connected_->set(0);
+  return {};
+}
+
+// Downstream: a message from a controller for some node.
+void CloudHub::on_message(const MessagePtr& msg) {
+  std::string node = kedge::channel::node_of(msg->route.resource);
+  if (node.empty()) {
+    log_->warn("message {} ({} {}) names no node; not sent", msg->header.id, msg->route.operation,
+               msg->route.resource);
+    return;
+  }
+  Message out = *msg;
+  out.route.resource = kedge::channel::trim_for_edge(msg->route.resource);
+  out.header.sync = false;  // never true on the WebSocket wire
+  if (msg->is_response()) {
+    // Answers to the edge's requests are not queued: if the node is gone,
+    // its request has timed out there.
+    send_now(node, out);
+    return;
+  }
+  enqueue(node, out);
+}
+
+net::Admission CloudHub::admit(const net::PeerInfo& p) {
+  auto it = p.headers.find("node_id");
+  if (it == p.headers.end() || it->second.empty())
+    return net::Admission::refuse(400, "missing node_id header");
+  if (p.cert_cn != "system:node:" + it->second && !s_.allow_legacy_cert_cn) {
+    log_->warn("refused {} from {}: certificate is for '{}'", it->second, p.remote, p.cert_cn);
+    return net::Admission::refuse(
+        403,
+        "node_id '" + it->second + "' does not match the client certificate ('" + p.cert_cn + "')");
+  }
+  return net::Admission::accept();
+}
+
+void CloudHub::on_connection(net::WsPtr c) {
+  std::string node = c->peer().headers.at("node_id");
+  auto it = sessions_.find(node);
+  if (it != sessions_.end() && it->second.conn) {
+    log_->info("node {} connected again from {}; closing its older connection", node,
+               c->peer().remote);
+    auto old = it->second.conn;
+    it->second.conn = nullptr;
+    old->close({Code::kUnavailable, "replaced by a newer connection"});
+  }
+  Session& s = sessions_[node];
+  s.conn = c;
+  connected_->set(static_cast<int64_t>(sessions_.size()));
+  std::weak_ptr<net::WsConnection> weak = c;
+  c->start([this, node, weak](std::string&& text) { on_text(node, weak, std::move(text)); },
+           [this, node, weak](const Status& why) { on_closed(node, weak, why); });
+  log_->info("node {} connected from {}", node, c->peer().remote);
+  notify_controllers(node, "connected");
+  // Everything not ACKed goes again, in order.
+  queues_->link_lost(node);
+  maybe_resync(node);
+  pump(node);
+}
+
+// A node marked after an overflow gets its full resync once its queue is
+// at most half full: the controllers are asked (op "resync", resource
+// node/<id>) to send the current version of every object the node should
+// have, and the list of what exists (docs/channel.md). The mark is cleared
+// only when the request is committed as handed over.
+void CloudHub::maybe_resync(const std::string& node) {
+  if (!needs_resync_.count(node)) return;
+  if (queues_->size(node) * 2 > static_cast<size_t>(s_.max_pending_per_node)) return;
+  boost::json::object content{{"node", node}, {"reason", "downstream queue overflow"}};
+  auto m = kedge::share(
+      kedge::make_message(ctx_->name(), "resource", "resync", "node/" + node, content));
+  bool handed = false;
+  for (auto& mod : controller_modules())
+    if (ctx_->send(mod, m)) handed = true;
+  if (!handed) {
+    log_->warn("node {} awaits a full resync, but no controller took the request", node);
+    return;
+  }
+  needs_resync_.erase(node);
+  resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
+  resyncs_->inc();
+  log_->info("node {}: asked the controllers for a full resync", node);
+  commit_->add([&] {
+    unmark_resync_.reset();
+    unmark_resync_.bind(1, node);
+    return unmark_resync_.run();
+  });
+}
+
+// Told of connections, disconnections and resyncs: the `notify` modules
+// and the controllers of `routes`.
+std::set<std::string> CloudHub::controller_modules() const {
+  std::set<std::string> modules;
+  for (auto& [g, mod] : routes_) modules.insert(mod);
+  for (auto& mod : s_.notify) modules.insert(mod);
+  return modules;
+}
+
+void CloudHub::on_closed(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
+                         const Status& why) {
+  auto it = sessions_.find(node);
+  if (it == sessions_.end() || it->second.conn != weak.lock()) return;  // an older connection
+  sessions_.erase(it);
+  connected_->set(static_cast<int64_t>(sessions_.size()));
+  log_->info("node {} disconnected: {}", node, why.message());
+  queues_->link_lost(node);
+  if (!stopped_) notify_controllers(node, "disconnected");
+}
+
+void CloudHub::notify_controllers(const std::string& node, const char* event) {
+  boost::json::object content{
+      {"event_type", event}, {"timestamp", kedge::now_ms() / 1000}, {"client_id", node}};
+  auto m =
+      kedge::share(kedge::make_message(ctx_->name(), "resource", event, "node/" + node, content));
+  for (auto& mod : controller_modules()) (void)ctx_->send(mod, m);  // absent ones are fine
+}
+
+void CloudHub::on_text(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
+                       std::string&& text) {
+  auto conn = weak.lock();
+  if (!conn) return;
+  auto d = kedge::json::decode(text);
+  if (!d.status) {
+    bad_frames_->inc();
+    log_->warn("node {}: frame is not a message ({}); ignored", node, d.status.message());
+    return;
+  }
+  Message& m = d.message;
+  upstream_->inc();
+  if (m.route.operation == kedge::op::kKeepalive) return;
+  // An ACK ("OK") of a queued message; an answer to a queued request also
+  // ends its resends but goes on to the controller that asked.
+  if (m.is_response() && on_ack(node, m) && m.content == boost::json::value("OK")) return;
+  Recent& s = recent_[node];
+  if (!m.is_response()) {
+    if (s.ids.count(m.header.id)) {
+      duplicates_->inc();
+      ack_upstream(conn, m);  // its ACK was lost: ACK again
+      return;
+    }
+  }
+  m.route.resource = kedge::channel::prefix_for_cloud(node, m.route.resource);
+  auto shared = kedge::share(std::move(m));
+  if (shared->is_response()) {  // an answer to a controller's request
+    if (Status st = ctx_->respond(shared); !st)
+      log_->debug("node {}: response {} not delivered: {}", node, shared->header.id, st.message());
+    return;
+  }
+  // Device reports come in group resource from stock edges (KubeEdge twin uploads):
+  // they are the device controller's, as twin messages are.
+  std::string group = shared->route.group;
+  if (group == "resource") {
+    std::string rest = kedge::channel::trim_for_edge(shared->route.resource);
+    if (rest.rfind("device/", 0) == 0 || rest.rfind("membership", 0) == 0) group = "twin";
+  }
+  auto route = routes_.find(group);
+  if (route == routes_.end()) {
+    log_->warn("node {}: no controller for group '{}' (op {} on {}); acknowledged and dropped",
+               node, shared->route.group, shared->route.operation, shared->route.resource);
+    remember(s, shared->header.id);
+    ack_upstream(conn, *shared);
+    return;
+  }
+  Status st = ctx_->send(route->second, shared);
+  if (st.code() == Code::kFull) {
+    // Not ACKed: the edge keeps it in its outbox and sends it again.
+    log_->warn("node {}: {} is busy ({}); message {} will come again", node, route->second,
+               st.message(), shared->header.id);
+    return;
+  }
+  if (!st)
+    log_->warn("node {}: message {} for {} not delivered: {}", node, shared->header.id,
+               route->second, st.message());
+  remember(s, shared->header.id);
+  ack_upstream(conn, *shared);
+}
+
+void CloudHub::remember(Recent& s, const std::string& id) {
+  s.ids.insert(id);
+  s.order.push_back(id);
+  if (s.order.size() > 4096) {
+    s.ids.erase(s.order.front());
+    s.order.pop_front();
+  }
+}
+
+void CloudHub::ack_upstream(const net::WsPtr& conn, const Message& m) {
+  // A sync request is answered by its controller; that answer is its ACK.
+  if (!s_.ack_upstream || m.header.sync) return;
+  Message ack = kedge::new_response(m, boost::json::string("OK"));
+  ack.route.resource = kedge::channel::trim_for_edge(m.route.resource);
+  (void)conn->send(kedge::json::encode(ack) + "\n");
+}
+
+// An ACK from the edge for a downstream message: true if it was one.
+bool CloudHub::on_ack(const std::string& node, const Message& m) {
+  if (!queues_->ack(node, m.header.parent_id)) return false;
+  acked_->inc();
+  update_pending_gauge();
+  maybe_resync(node);
+  pump(node);
+  return true;
+}
+
+Status CloudHub::load_pending() {
+  if (Status s = queues_->load([](const std::string&, kedge::reliable::Entry&) { return true; });
+      !s)
+    return s;
+  auto marks = db_->prepare("SELECT node FROM resync");
+  if (!marks.status) return marks.status;
+  for (;;) {
+    auto r = marks.stmt.step();
+    if (!r.status) return r.status;
+    if (!r.row) break;
+    needs_resync_.insert(marks.stmt.text(0));
+  }
+  return {};
+}
+
+void CloudHub::enqueue(const std::string& node, const Message& m) {
+  bool is_delete = m.route.operation == kedge::op::kDelete;
+  std::string body = kedge::json::encode(m) + "\n";
+  if (body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
+    // It could never be delivered: the edge closes the link on it, forever.
+    overflow_->inc();
+    log_->error("node {}: {} {} is {} bytes, over max_frame_bytes; refused", node,
+                m.route.operation, m.route.resource, body.size());
+    return;
+  }
+  kedge::reliable::Entry e{kedge::channel::object_key(m),
+                           m.header.id,
+                           kedge::channel::parse_rv(m.header.resource_version),
+                           is_delete ? kDeleteFlag : 0u,
+                           std::move(body),
+                           true};
+  // Sent once its batch is committed: a cloud restart never forgets what
+  // an edge may have seen. A delete always replaces what is queued.
+  auto added =
+      queues_->add(node, std::move(e), !is_delete,
+                   [this, node, what = m.route.operation + " " + m.route.resource](Status s) {
+                     if (!s) log_->error("node {}: cannot persist {}: {}", node, what, s.message());
+                     update_pending_gauge();
+                     if (s) pump(node);
+                   });
+  switch (added) {
+    case kedge::reliable::Added::kStale:
+      stale_->inc();
+      log_->debug("node {}: {} {} is not newer than the queued version; dropped as stale", node,
+                  m.route.operation, m.route.resource);
+      return;
+    case kedge::reliable::Added::kReplaced: replaced_->inc(); break;
+    case kedge::reliable::Added::kFull:
+      // True overflow. Nothing queued is dropped, and this message is not
+      // lost either: the node is marked, and once its queue has drained the
+      // controllers send it the current state of everything it should have.
+      overflow_->inc();
+      if (needs_resync_.insert(node).second) {
+        log_->error(
+            "node {}: {} messages pending; {} {} not queued, the node is marked for a "
+            "full resync",
+            node, queues_->size(node), m.route.operation, m.route.resource);
+        resync_gauge_->set(static_cast<int64_t>(needs_resync_.size()));
+        commit_->add([&] {
+          mark_resync_.reset();
+          mark_resync_.bind(1, node).bind(2, kedge::now_ms());
+          return mark_resync_.run();
+        });
+      }
+      return;
+    case kedge::reliable::Added::kDuplicate:
+      log_->debug("node {}: message {} is already queued", node, m.header.id);
+      return;
+    case kedge::reliable::Added::kQueued: break;
+  }
+  update_pending_gauge();
+}
+
+// Sends what is due: overdue resends, then queued messages while the
+// node's window has room.
+void CloudHub::pump(const std::string& node) {
+  auto s = sessions_.find(node);
+  if (s == sessions_.end() || !s->second.conn) return;
+  auto conn = s->second.conn;
+  auto r = queues_->pump(node, [&](const kedge::reliable::Entry& e) {
+    return conn->send(e.body).is_ok();  // false: closed or backed up
+  });
+  resent_->inc(r.resent);
+}
+
+void CloudHub::send_now(const std::string& node, const Message& m) {
+  auto s = sessions_.find(node);
+  if (s == sessions_.end() || !s->second.conn) {
+    log_->debug("node {} is not connected; response {} not sent", node, m.header.id);
+    return;
+  }
+  (void)s->second.conn->send(kedge::json::encode(m) + "\n");
+}
+
+std::chrono::milliseconds CloudHub::ack_timeout() const {
+  return std::chrono::milliseconds(s_.ack_timeout_ms);
+}
+
+void CloudHub::schedule_resend() {
+  timer_->expires_after(std::min(ack_timeout(), std::chrono::milliseconds(1000)));
+  timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) return;
+    resend_overdue();
+    schedule_resend();
+  });
+}
+
+void CloudHub::resend_overdue() {
+  std::vector<std::string> nodes;
+  for (auto& [node, s] : sessions_)
+    if (s.conn) nodes.push_back(node);
+  for (auto& node : nodes) pump(node);
+}
+
+void CloudHub::update_pending_gauge() {
+  pending_gauge_->set(static_cast<int64_t>(queues_->total()));
+}
+
+}  // namespace kedge::cloudhub
+
+KEDGE_PLUGIN(kedge::cloudhub::CloudHub,
+             {.name = "cloudhub",
+              .version = "0.1.0",
+              .description = "Cloud end of the cloud-edge channel: CA, bootstrap, "
+                             "mTLS WebSocket, reliable per-node queues.",
+              .config = kedge::cloudhub::kConfig})
