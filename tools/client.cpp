@@ -16,6 +16,7 @@
 
 #include "api_client.h"
 #include "columns.h"
+#include "contracts/modules.h"
 #include "kedge/common/json.h"
 #include "kedge/common/pki.h"
 #include "kedge/core/manifest.h"
@@ -545,13 +546,13 @@ int cmd_config(const std::vector<std::string>& args) {
   int64_t port = 6443;
   bool found = false;
   for (auto& p : mr.manifest->plugins)
-    if (p.name == "apiserver" && p.enabled) {
+    if (p.name == kedge::contracts::kApiServer.default_name && p.enabled) {
       found = true;
       if (p.config)
         if (auto v = (*p.config)["port"].value<int64_t>()) port = *v;
     }
   if (!found) throw Failure{manifest + ": no enabled apiserver plugin"};
-  fs::path dir = mr.manifest->agent.data_dir / "apiserver";
+  fs::path dir = mr.manifest->agent.data_dir / kedge::contracts::kApiServer.default_name;
   auto token = pki::read_file((dir / "admin.token").string());
   if (!token.ok())
     throw Failure{token.status.message() + " (has the cloud run once to create it?)"};

@@ -1,4 +1,5 @@
 #include "channel.h"
+#include "contracts/wire.h"
 
 #include <charconv>
 #include <vector>
@@ -57,9 +58,11 @@ uint64_t parse_rv(std::string_view rv) {
 }
 
 std::string local_group(std::string_view g) {
-  if (g == "resource" || g == "func") return "meta";
-  if (g == "twin") return "twin";
-  if (g == "user") return "bus";
+  namespace wg = contracts::wire::group;
+  namespace lg = contracts::wire::local_group;
+  if (g == wg::kResource || g == wg::kFunc) return std::string(lg::kMeta);
+  if (g == wg::kTwin) return std::string(lg::kTwin);
+  if (g == wg::kUser) return std::string(lg::kBus);
   return {};
 }
 

@@ -22,14 +22,15 @@ std::string now_rfc3339() {
   return buf;
 }
 
-void api_request(Context& ctx, const std::string& method, const std::string& target,
-                 const boost::json::value& body, const std::string& content_type,
+void api_request(Context& ctx, const std::string& apiserver, const std::string& method,
+                 const std::string& target, const boost::json::value& body,
+                 const std::string& content_type,
                  std::function<void(int64_t, boost::json::value)> done) {
   boost::json::object c{{"method", method}, {"target", target}, {"contentType", content_type}};
   if (!body.is_null())
     c["body"] = body.is_string() ? body : boost::json::value(boost::json::serialize(body));
   ctx.request(
-      "apiserver", share(make_message(ctx.name(), "resource", "request", target, std::move(c))),
+      apiserver, share(make_message(ctx.name(), "resource", "request", target, std::move(c))),
       std::chrono::seconds(10), [done](Status s, MessagePtr r) {
         if (!s || !r || !r->content.is_object())
           return done(503, boost::json::value(s ? "no answer" : s.message()));
@@ -166,8 +167,12 @@ SelectorResult parse_label_selector(const std::string& s) {
 
 // ---- Watches ----
 
-Watches::Watches(Context& ctx, Handler on_event, std::chrono::milliseconds retry_after)
-    : ctx_(ctx), handler_(std::move(on_event)), retry_after_(retry_after) {}
+Watches::Watches(Context& ctx, std::string apiserver, Handler on_event,
+                 std::chrono::milliseconds retry_after)
+    : ctx_(ctx),
+      apiserver_(std::move(apiserver)),
+      handler_(std::move(on_event)),
+      retry_after_(retry_after) {}
 Watches::~Watches() { *alive_ = false; }
 
 void Watches::watch(const std::string& path) { start(path, ""); }
@@ -176,7 +181,7 @@ void Watches::start(const std::string& path, const std::string& rv) {
   std::string target = path + "?watch=1" + (rv.empty() ? "" : "&resourceVersion=" + rv);
   auto m = make_message(ctx_.name(), "resource", "watch", target, json::object{{"target", target}});
   std::string id = m.header.id;
-  if (Status s = ctx_.send("apiserver", share(std::move(m))); !s) {
+  if (Status s = ctx_.send(apiserver_, share(std::move(m))); !s) {
     ctx_.logger()->warn("cannot watch {}: {}; retrying", path, s.message());
     return retry_later(path, rv);
   }
@@ -219,7 +224,7 @@ void Watches::stop() {
   for (auto& [id, w] : watches_) {
     auto m = make_message(ctx_.name(), "resource", "unwatch", "");
     m.header.parent_id = id;
-    (void)ctx_.send("apiserver", share(std::move(m)));
+    (void)ctx_.send(apiserver_, share(std::move(m)));
   }
   watches_.clear();
 }

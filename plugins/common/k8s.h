@@ -20,8 +20,10 @@ std::string now_rfc3339();
 // `done(code, body)` with the HTTP status and JSON body, or 503 and the
 // reason when apiserver did not answer within 10 s. `body` null: no body;
 // a string is sent as is, anything else serialized.
-void api_request(Context& ctx, const std::string& method, const std::string& target,
-                 const boost::json::value& body, const std::string& content_type,
+// `apiserver` is the module's name (contracts::kApiServer's config key).
+void api_request(Context& ctx, const std::string& apiserver, const std::string& method,
+                 const std::string& target, const boost::json::value& body,
+                 const std::string& content_type,
                  std::function<void(int64_t, boost::json::value)> done);
 
 // Label selectors: "a=b", "a==b", "a!=b", "a", "!a", "a in (x,y)",
@@ -54,7 +56,7 @@ class Watches {
   // (path watched, event type ADDED/MODIFIED/DELETED, object)
   using Handler = std::function<void(const std::string& path, const std::string& type,
                                      const boost::json::value& object)>;
-  Watches(Context& ctx, Handler on_event,
+  Watches(Context& ctx, std::string apiserver, Handler on_event,
           std::chrono::milliseconds retry_after = std::chrono::seconds(1));
   ~Watches();
   Watches(const Watches&) = delete;
@@ -75,6 +77,7 @@ class Watches {
   void retry_later(const std::string& path, const std::string& rv);
 
   Context& ctx_;
+  std::string apiserver_;
   Handler handler_;
   std::chrono::milliseconds retry_after_;
   std::map<std::string, State> watches_;  // watch message id -> state

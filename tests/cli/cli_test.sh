@@ -50,6 +50,13 @@ expect check-peers-mapper 0 '  modbus-mapper -> dmi: register' -- "$KEDGE" check
 printf '[agent]\ndata_dir = "data-peer"\n[[plugin]]\nname = "twin"\n[[plugin]]\nname = "dmi"\n[plugin.config]\ntwin = "twinn"\n' >"$work/peer.toml"
 expect check-peer-missing 2 "peer.toml:8:8: plugin 'dmi': config.twin names module 'twinn', which is not in the manifest" -- "$KEDGE" check "$work/peer.toml"
 printf '[agent]\ndata_dir = "data-sock"\n[[plugin]]\nname = "twin"\n[[plugin]]\nname = "dmi"\n[plugin.config]\nsocket = "dmi.sock"\n' >"$work/sock.toml"
+# The edge's conversations come from the contracts each plugin declares.
+expect check-peers-edge 0 '  edged -> metamanager: queries of <ns>/configmap' -- "$KEDGE" check "$SRC/config/quickstart-edge.toml"
+expect check-peers-meta 0 '  metamanager -> edgehub: ACKs' -- "$KEDGE" check "$SRC/config/quickstart-edge.toml"
+printf '[agent]\ndata_dir = "data-edged"\n[[plugin]]\nname = "edged"\n[plugin.config]\nmetamanager = "meta"\n' >"$work/edged-peer.toml"
+expect check-edged-peer 2 "edged-peer.toml:6:15: plugin 'edged': config.metamanager names module 'meta', which is not in the manifest" -- "$KEDGE" check "$work/edged-peer.toml"
+printf '[agent]\ndata_dir = "data-edged2"\n[[plugin]]\nname = "metamanager"\n[[plugin]]\nname = "edged"\n[plugin.config]\nmax_pods = 0\n' >"$work/edged-range.toml"
+expect check-edged-range 2 "edged-range.toml:8:12: plugin 'edged': config.max_pods: 0 is out of range \\[1, 100000\\]" -- "$KEDGE" check "$work/edged-range.toml"
 expect dmi-socket-moved 1 "'socket' moved to the dmi-grpc plugin" -- "$KEDGE" run "$work/sock.toml"
 
 # Every manifest error names file:line:col and what was expected.

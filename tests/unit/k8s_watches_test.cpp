@@ -74,7 +74,7 @@ class WatchesTest : public ::testing::Test {
   FakeContext ctx;
   std::vector<Seen> seen;
   kedge::k8s::Watches w{
-      ctx,
+      ctx, "apiserver",
       [this](const std::string& p, const std::string& t, const json::value& o) {
         seen.push_back({p, t, std::string(o.at("metadata").at("name").as_string())});
       },

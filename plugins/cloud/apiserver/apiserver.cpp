@@ -14,6 +14,7 @@
 #include "api.h"
 #include "channel.h"
 #include "cloud_ca.h"
+#include "contracts/modules.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
 #include "kedge/plugin.h"
@@ -38,12 +39,65 @@ std::string random_hex(size_t bytes) {
   return out;
 }
 
+struct Settings {
+  std::string address;
+  int64_t port = 0;
+  std::string store;
+  std::string sqlite_path;
+  std::vector<std::string> etcd_endpoints;
+  std::string etcd_prefix;
+  int64_t history = 0;
+  bool require_authorization = false;
+  int64_t token_min_seconds = 0;
+  std::vector<std::string> admin_tokens;
+  std::string ca_dir;
+  std::vector<std::string> advertise_addresses;
+  std::vector<std::string> dns_names;
+  int64_t max_body_bytes = 0;
+  std::string cloudhub;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"address", &Settings::address, "\"0.0.0.0\"", "Address the API listens on."},
+    {"port", &Settings::port, "6443", "HTTPS port of the API.", false, 1, 65535},
+    {"store", &Settings::store, "\"sqlite\"", "Backend: \"sqlite\" or \"etcd\"."},
+    {"sqlite_path", &Settings::sqlite_path, "\"\"",
+     "SQLite file (default <data_dir>/apiserver/store.db)."},
+    {"etcd_endpoints", &Settings::etcd_endpoints, "[\"127.0.0.1:2379\"]",
+     "etcd client endpoints (host:port, plain gRPC)."},
+    {"etcd_prefix", &Settings::etcd_prefix, "\"/kedge\"", "Key prefix in etcd."},
+    {"history", &Settings::history, "100000",
+     "Revisions kept for watches that resume; older starts get 410 Expired.", false, 1, 100000000},
+    {"require_authorization", &Settings::require_authorization, "false",
+     "The requireAuthorization gate: edges' Applications are checked (service-account token "
+     "and RBAC) instead of approved."},
+    {"token_min_seconds", &Settings::token_min_seconds, "600",
+     "Shortest expirationSeconds a TokenRequest may ask for (Kubernetes: 600).", false, 1,
+     315360000},
+    {"admin_tokens", &Settings::admin_tokens, "[]",
+     "Bearer tokens of administrators, besides <data_dir>/apiserver/admin.token."},
+    {"ca_dir", &Settings::ca_dir, "\"\"",
+     "Directory of the cloud CA (default <data_dir>/cloudhub, shared with cloudhub)."},
+    {"advertise_addresses", &Settings::advertise_addresses, "[\"127.0.0.1\"]",
+     "IP addresses clients dial; they go into the serving certificate."},
+    {"dns_names", &Settings::dns_names, "[\"localhost\"]",
+     "DNS names clients dial; they go into the serving certificate."},
+    {"max_body_bytes", &Settings::max_body_bytes, "3145728", "Largest request body (413 past it).",
+     false, 1024, 1073741824},
+    kedge::contracts::peer_setting(kedge::contracts::kCloudHub, &Settings::cloudhub,
+                                   "The module decisions on edges' Applications go back through."),
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+constexpr kedge::PeerDecl kPeers[] = {
+    {kedge::contracts::kCloudHub.key,
+     "applicationResponse to an edge's Application (requireAuthorization), to node/<n>", true},
+};
+
 class ApiServer final : public kedge::Plugin {
  public:
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
-    cfg_ = cfg;
+    s_ = kedge::read_settings(kSettings, cfg);
     dir_ = ctx.data_dir() / "apiserver";
     std::error_code ec;
     fs::create_directories(dir_, ec);
@@ -54,7 +108,7 @@ class ApiServer final : public kedge::Plugin {
     auto secret = load_secret((dir_ / "sa.key").string());
     if (!secret.ok()) return secret.status;
     auth_ = std::make_unique<kedge::api::Auth>(*store_, secret.value);
-    auth_->min_token_seconds = cfg_.get_int("token_min_seconds");
+    auth_->min_token_seconds = s_.token_min_seconds;
     api_ = std::make_unique<kedge::api::Api>(*store_, auth_.get());
     if (Status s = api_->bootstrap(); !s) return s;
     auto& m = ctx.metrics();
@@ -70,10 +124,10 @@ class ApiServer final : public kedge::Plugin {
 
   Status start() override {
     net::HttpServer::Options o;
-    o.max_body = static_cast<size_t>(cfg_.get_int("max_body_bytes"));
+    o.max_body = static_cast<size_t>(s_.max_body_bytes);
     server_ = net::HttpServer::create(ctx_->executor(), tls_, o);
-    std::string addr = cfg_.get_string("address");
-    if (Status s = server_->listen(addr, static_cast<uint16_t>(cfg_.get_int("port")),
+    std::string addr = s_.address;
+    if (Status s = server_->listen(addr, static_cast<uint16_t>(s_.port),
                                    [this](net::ExchangePtr ex) { serve(std::move(ex)); });
         !s)
       return s;
@@ -118,10 +172,10 @@ class ApiServer final : public kedge::Plugin {
 
  private:
   Status open_store() {
-    std::string kind = cfg_.get_string("store");
-    int64_t history = cfg_.get_int("history");
+    std::string kind = s_.store;
+    int64_t history = s_.history;
     if (kind == "sqlite") {
-      std::string path = cfg_.get_string("sqlite_path");
+      std::string path = s_.sqlite_path;
       if (path.empty()) path = (dir_ / "store.db").string();
       auto s = kedge::store::open_sqlite({path, history, true});
       if (!s.ok()) return s.status;
@@ -130,8 +184,8 @@ class ApiServer final : public kedge::Plugin {
     }
     if (kind == "etcd") {
       kedge::store::EtcdOptions o;
-      o.endpoints = cfg_.get_strings("etcd_endpoints");
-      o.prefix = cfg_.get_string("etcd_prefix");
+      o.endpoints = s_.etcd_endpoints;
+      o.prefix = s_.etcd_prefix;
       o.history = history;
       auto s = kedge::store::open_etcd(o);
       if (!s.ok()) return s.status;
@@ -159,7 +213,7 @@ class ApiServer final : public kedge::Plugin {
   // Admin tokens: the configured ones, and <data_dir>/apiserver/admin.token
   // (created at first start) for the local administrator.
   Status load_tokens() {
-    for (auto& t : cfg_.get_strings("admin_tokens")) tokens_.push_back(t);
+    for (auto& t : s_.admin_tokens) tokens_.push_back(t);
     std::string file = (dir_ / "admin.token").string();
     auto t = pki::read_file(file);
     if (!t.ok()) {
@@ -177,13 +231,12 @@ class ApiServer final : public kedge::Plugin {
   }
 
   Status load_tls() {
-    std::string ca_dir = cfg_.get_string("ca_dir");
+    std::string ca_dir = s_.ca_dir;
     auto ca = kedge::cloud_ca::load_or_create(
         ca_dir.empty() ? kedge::cloud_ca::default_dir(ctx_->data_dir()) : fs::path(ca_dir));
     if (!ca.ok()) return ca.status;
     auto serving = kedge::cloud_ca::serving_cert(ca.value, {"kedge-apiserver", ""},
-                                                 cfg_.get_strings("advertise_addresses"),
-                                                 cfg_.get_strings("dns_names"));
+                                                 s_.advertise_addresses, s_.dns_names);
     if (!serving.ok()) return serving.status;
     // Written for clients (kedge CLI): the CA to trust.
     if (Status s = pki::write_file((dir_ / "ca.crt").string(), ca.value.pem, false); !s) return s;
@@ -302,7 +355,7 @@ class ApiServer final : public kedge::Plugin {
     applications_->inc();
     if (!m->content.is_object()) {
       reject(400, "BadRequest", "the Application is not a JSON object");
-    } else if (!cfg_.get_bool("require_authorization")) {
+    } else if (!s_.require_authorization) {
       app["Status"] = "Approved";
       app["Reason"] = "authorization is not required by the cloud";
     } else {
@@ -334,7 +387,7 @@ class ApiServer final : public kedge::Plugin {
     r.route.group = "resource";
     r.route.operation = "applicationResponse";
     r.route.resource = "node/" + node + "/ignore/Application/ignore";
-    (void)ctx_->send("cloudhub", kedge::share(std::move(r)), std::chrono::seconds(2));
+    (void)ctx_->send(s_.cloudhub, kedge::share(std::move(r)), std::chrono::seconds(2));
   }
 
   // /<group or core>/<version>/<resource>/<ns or null>/<name or null>
@@ -486,7 +539,7 @@ class ApiServer final : public kedge::Plugin {
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  kedge::Config cfg_;
+  Settings s_;
   fs::path dir_;
   std::unique_ptr<kedge::store::Store> store_;
   std::unique_ptr<kedge::api::Api> api_;
@@ -502,39 +555,11 @@ class ApiServer final : public kedge::Plugin {
   kedge::Gauge* watches_ = nullptr;
 };
 
-constexpr kedge::ConfigKey kConfig[] = {
-    {"address", kedge::ConfigType::kString, "\"0.0.0.0\"", "Address the API listens on.", false},
-    {"port", kedge::ConfigType::kInteger, "6443", "HTTPS port of the API.", false},
-    {"store", kedge::ConfigType::kString, "\"sqlite\"", "Backend: \"sqlite\" or \"etcd\".", false},
-    {"sqlite_path", kedge::ConfigType::kString, "\"\"",
-     "SQLite file (default <data_dir>/apiserver/store.db).", false},
-    {"etcd_endpoints", kedge::ConfigType::kStringList, "[\"127.0.0.1:2379\"]",
-     "etcd client endpoints (host:port, plain gRPC).", false},
-    {"etcd_prefix", kedge::ConfigType::kString, "\"/kedge\"", "Key prefix in etcd.", false},
-    {"history", kedge::ConfigType::kInteger, "100000",
-     "Revisions kept for watches that resume; older starts get 410 Expired.", false},
-    {"require_authorization", kedge::ConfigType::kBool, "false",
-     "The requireAuthorization gate: edges' Applications are checked (service-account token "
-     "and RBAC) instead of approved.",
-     false},
-    {"token_min_seconds", kedge::ConfigType::kInteger, "600",
-     "Shortest expirationSeconds a TokenRequest may ask for (Kubernetes: 600).", false},
-    {"admin_tokens", kedge::ConfigType::kStringList, "[]",
-     "Bearer tokens of administrators, besides <data_dir>/apiserver/admin.token.", false},
-    {"ca_dir", kedge::ConfigType::kString, "\"\"",
-     "Directory of the cloud CA (default <data_dir>/cloudhub, shared with cloudhub).", false},
-    {"advertise_addresses", kedge::ConfigType::kStringList, "[\"127.0.0.1\"]",
-     "IP addresses clients dial; they go into the serving certificate.", false},
-    {"dns_names", kedge::ConfigType::kStringList, "[\"localhost\"]",
-     "DNS names clients dial; they go into the serving certificate.", false},
-    {"max_body_bytes", kedge::ConfigType::kInteger, "3145728",
-     "Largest request body (413 past it).", false},
-};
-
 }  // namespace
 
 KEDGE_PLUGIN(ApiServer, {.name = "apiserver",
                          .version = "0.1.0",
                          .description = "Kubernetes-style resource API over HTTPS on the SQLite "
                                         "or etcd store.",
-                         .config = kConfig})
+                         .config = kConfig,
+                         .peers = kPeers})

@@ -13,6 +13,7 @@
 #include "cloudhub.h"
 
 #include "channel.h"
+#include "contracts/wire.h"
 #include "kedge/json_codec.h"
 #include "kedge/settings.h"
 
@@ -332,9 +333,10 @@ void CloudHub::on_text(const std::string& node, const std::weak_ptr<net::WsConne
   // Device reports come in group resource from stock edges (KubeEdge twin uploads):
   // they are the device controller's, as twin messages are.
   std::string group = shared->route.group;
-  if (group == "resource") {
+  if (group == kedge::contracts::wire::group::kResource) {
     std::string rest = kedge::channel::trim_for_edge(shared->route.resource);
-    if (rest.rfind("device/", 0) == 0 || rest.rfind("membership", 0) == 0) group = "twin";
+    if (rest.rfind("device/", 0) == 0 || rest.rfind("membership", 0) == 0)
+      group = std::string(kedge::contracts::wire::group::kTwin);
   }
   auto route = routes_.find(group);
   if (route == routes_.end()) {

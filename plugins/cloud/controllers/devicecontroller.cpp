@@ -26,6 +26,7 @@
 #include <optional>
 #include <set>
 
+#include "contracts/controllers.h"
 #include "k8s.h"
 #include "kedge/common/json.h"
 #include "kedge/plugin.h"
@@ -73,8 +74,9 @@ std::map<std::string, std::string> desired_of(const json::value& dev) {
 
 class DeviceController final : public kedge::Plugin {
  public:
-  Status init(kedge::Context& ctx, const kedge::Config&) override {
+  Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
+    s_ = kedge::read_settings(kedge::contracts::kControllerSettings, cfg);
     log_ = ctx.logger();
     auto& m = ctx.metrics();
     sent_ = &m.counter("kedge_devicecontroller_sent_total", "Messages sent to edge nodes");
@@ -86,7 +88,8 @@ class DeviceController final : public kedge::Plugin {
   }
   Status start() override {
     watches_.emplace(
-        *ctx_, [this](const std::string& path, const std::string& type, const json::value& obj) {
+        *ctx_, s_.apiserver,
+        [this](const std::string& path, const std::string& type, const json::value& obj) {
           if (path == kModels)
             on_model(type, obj);
           else
@@ -128,7 +131,7 @@ class DeviceController final : public kedge::Plugin {
     auto m = kedge::make_message(ctx_->name(), group, op, "node/" + node + "/" + resource,
                                  std::move(content));
     m.header.resource_version = rv;
-    if (Status s = ctx_->send("cloudhub", kedge::share(std::move(m)), 2s); !s)
+    if (Status s = ctx_->send(s_.cloudhub, kedge::share(std::move(m)), 2s); !s)
       log_->error("cannot hand {} {} for node {} to cloudhub: {}", op, resource, node, s.message());
     else
       sent_->inc();
@@ -312,7 +315,7 @@ class DeviceController final : public kedge::Plugin {
       }
       json::object updates = twin->as_object();
       kedge::k8s::api_request(
-          *ctx_, "GET", target, nullptr, "",
+          *ctx_, s_.apiserver, "GET", target, nullptr, "",
           [this, target, updates](int64_t code, json::value cur) {
             if (code != 200) return log_->warn("device status: GET {} -> {}", target, code);
             json::array twins;
@@ -336,7 +339,7 @@ class DeviceController final : public kedge::Plugin {
               if (!found)
                 twins.push_back(json::object{{"propertyName", prop}, {"reported", reported}});
             }
-            kedge::k8s::api_request(*ctx_, "PATCH", target + "/status",
+            kedge::k8s::api_request(*ctx_, s_.apiserver, "PATCH", target + "/status",
                                     json::object{{"status", json::object{{"twins", twins}}}},
                                     "application/merge-patch+json",
                                     [this, target](int64_t c2, json::value) {
@@ -352,8 +355,8 @@ class DeviceController final : public kedge::Plugin {
       std::string state = str(content, {"state"});
       json::object st{{"state", state}};
       if (state == "online" || state == "ok") st["lastOnlineTime"] = kedge::k8s::now_rfc3339();
-      kedge::k8s::api_request(*ctx_, "PATCH", target + "/status", json::object{{"status", st}},
-                              "application/merge-patch+json",
+      kedge::k8s::api_request(*ctx_, s_.apiserver, "PATCH", target + "/status",
+                              json::object{{"status", st}}, "application/merge-patch+json",
                               [this, target](int64_t code, json::value) {
                                 if (code == 200)
                                   reports_->inc();
@@ -366,6 +369,7 @@ class DeviceController final : public kedge::Plugin {
   }
 
   kedge::Context* ctx_ = nullptr;
+  kedge::contracts::ControllerSettings s_;
   std::shared_ptr<spdlog::logger> log_;
   std::optional<kedge::k8s::Watches> watches_;
   std::map<std::string, Dev> devices_;         // ns/name
@@ -375,8 +379,16 @@ class DeviceController final : public kedge::Plugin {
 
 }  // namespace
 
+constexpr kedge::PeerDecl kPeers[] = {
+    {kedge::contracts::kApiServer.key, "watches of devices and models; status writes", false},
+    {kedge::contracts::kCloudHub.key, "devices, models, membership and desired twins to node/<n>",
+     false},
+};
+
 KEDGE_PLUGIN(DeviceController, {.name = "devicecontroller",
                                 .version = "0.1.0",
                                 .group = "controller",
                                 .description = "Sends nodes their devices, models and desired "
-                                               "twins; writes reported twins and state back."})
+                                               "twins; writes reported twins and state back.",
+                                .config = kedge::contracts::kControllerConfig,
+                                .peers = kPeers})

@@ -20,6 +20,7 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "contracts/controllers.h"
 #include "k8s.h"
 #include "kedge/common/json.h"
 #include "kedge/plugin.h"
@@ -73,8 +74,9 @@ std::set<std::pair<std::string, std::string>> refs_of(const json::value& pod) {
 
 class EdgeController final : public kedge::Plugin {
  public:
-  Status init(kedge::Context& ctx, const kedge::Config&) override {
+  Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
+    s_ = kedge::read_settings(kedge::contracts::kControllerSettings, cfg);
     log_ = ctx.logger();
     auto& m = ctx.metrics();
     sent_ = &m.counter("kedge_edgecontroller_sent_total", "Objects sent to edge nodes");
@@ -86,7 +88,8 @@ class EdgeController final : public kedge::Plugin {
   Status start() override {
     retry_.emplace(ctx_->executor());
     watches_.emplace(
-        *ctx_, [this](const std::string& path, const std::string& type, const json::value& obj) {
+        *ctx_, s_.apiserver,
+        [this](const std::string& path, const std::string& type, const json::value& obj) {
           if (path == "/api/v1/pods")
             on_pod(type, obj);
           else
@@ -125,7 +128,7 @@ class EdgeController final : public kedge::Plugin {
         ctx_->name(), "resource", op,
         "node/" + node + "/" + ns + "/" + type + "/" + str(obj, {"metadata", "name"}), obj);
     m.header.resource_version = str(obj, {"metadata", "resourceVersion"});
-    if (Status s = ctx_->send("cloudhub", kedge::share(std::move(m)), 2s); !s)
+    if (Status s = ctx_->send(s_.cloudhub, kedge::share(std::move(m)), 2s); !s)
       log_->error("cannot hand {} {}/{} for node {} to cloudhub: {}", op, type,
                   str(obj, {"metadata", "name"}), node, s.message());
     else
@@ -213,11 +216,12 @@ class EdgeController final : public kedge::Plugin {
   // ---- reports from edges ----
   void api(const std::string& method, const std::string& target, const json::value& body,
            const std::string& content_type, std::function<void(int64_t, json::value)> done) {
-    kedge::k8s::api_request(*ctx_, method, target, body, content_type, std::move(done));
+    kedge::k8s::api_request(*ctx_, s_.apiserver, method, target, body, content_type,
+                            std::move(done));
   }
 
   void answer(const MessagePtr& req, json::value content) {
-    (void)ctx_->send("cloudhub", kedge::share(kedge::new_response(*req, std::move(content))), 2s);
+    (void)ctx_->send(s_.cloudhub, kedge::share(kedge::new_response(*req, std::move(content))), 2s);
   }
   void refuse(const MessagePtr& req, const std::string& why) {
     refused_->inc();
@@ -342,6 +346,7 @@ class EdgeController final : public kedge::Plugin {
   }
 
   kedge::Context* ctx_ = nullptr;
+  kedge::contracts::ControllerSettings s_;
   std::shared_ptr<spdlog::logger> log_;
   std::optional<boost::asio::steady_timer> retry_;
   std::optional<kedge::k8s::Watches> watches_;
@@ -353,8 +358,18 @@ class EdgeController final : public kedge::Plugin {
 
 }  // namespace
 
+constexpr kedge::PeerDecl kPeers[] = {
+    {kedge::contracts::kApiServer.key, "watches of pods, configmaps, secrets; status writes",
+     false},
+    {kedge::contracts::kCloudHub.key,
+     "insert/update/delete of <ns>/pod|configmap|secret/<name> to node/<n>; answers to queries",
+     false},
+};
+
 KEDGE_PLUGIN(EdgeController, {.name = "edgecontroller",
                               .version = "0.1.0",
                               .group = "controller",
                               .description = "Sends nodes their pods, configmaps and secrets; "
-                                             "writes back pod and node status from edges."})
+                                             "writes back pod and node status from edges.",
+                              .config = kedge::contracts::kControllerConfig,
+                              .peers = kPeers})

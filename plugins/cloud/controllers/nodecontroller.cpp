@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "contracts/modules.h"
 #include "k8s.h"
 #include "kedge/plugin.h"
 
@@ -22,10 +23,20 @@ using kedge::MessagePtr;
 using kedge::Status;
 using namespace std::chrono_literals;
 
+struct Settings {
+  std::string apiserver;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    kedge::contracts::peer_setting(kedge::contracts::kApiServer, &Settings::apiserver,
+                                   "The module nodes are read and written through."),
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+
 class NodeController final : public kedge::Plugin {
  public:
-  Status init(kedge::Context& ctx, const kedge::Config&) override {
+  Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
+    s_ = kedge::read_settings(kSettings, cfg);
     log_ = ctx.logger();
     transitions_ = &ctx.metrics().counter("kedge_nodecontroller_transitions_total",
                                           "Node Ready condition changes written");
@@ -51,7 +62,7 @@ class NodeController final : public kedge::Plugin {
  private:
   void api(const std::string& method, const std::string& target, const json::value& body,
            std::function<void(int64_t, json::value)> done) {
-    kedge::k8s::api_request(*ctx_, method, target, body,
+    kedge::k8s::api_request(*ctx_, s_.apiserver, method, target, body,
                             method == "PATCH" ? "application/merge-patch+json" : "application/json",
                             std::move(done));
   }
@@ -97,14 +108,21 @@ class NodeController final : public kedge::Plugin {
   }
 
   kedge::Context* ctx_ = nullptr;
+  Settings s_;
   std::shared_ptr<spdlog::logger> log_;
   kedge::Counter* transitions_ = nullptr;
 };
 
 }  // namespace
 
+constexpr kedge::PeerDecl kPeers[] = {
+    {kedge::contracts::kApiServer.key, "node registration and Ready condition writes", false},
+};
+
 KEDGE_PLUGIN(NodeController, {.name = "nodecontroller",
                               .version = "0.1.0",
                               .group = "controller",
                               .description = "Registers edge nodes and tracks Ready from the "
-                                             "channel's liveness; never evicts."})
+                                             "channel's liveness; never evicts.",
+                              .config = kConfig,
+                              .peers = kPeers})

@@ -26,6 +26,7 @@
 #include <map>
 #include <regex>
 
+#include "contracts/modules.h"
 #include "kedge/common/json.h"
 #include "kedge/common/sqlite.h"
 #include "kedge/plugin.h"
@@ -73,8 +74,9 @@ class DeviceTwin final : public kedge::Plugin {
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
-    dmi_ = cfg.get_string("dmi");
-    hub_ = cfg.get_string("edgehub");
+    dmi_ = cfg.get_string(kedge::contracts::kDmi.key);
+    hub_ = cfg.get_string(kedge::contracts::kEdgeHub.key);
+    metamanager_ = cfg.get_string(kedge::contracts::kMetaManager.key);
     std::string path = cfg.get_string("db_path");
     if (path.empty()) path = (ctx.data_dir() / "twin.db").string();
     auto db = kedge::sqlite::Db::open(path);
@@ -97,7 +99,7 @@ class DeviceTwin final : public kedge::Plugin {
     if (op == kedge::op::kConnect) return;
     // From metamanager: <ns>/device/<name>, <ns>/devicemodel/<name>; the
     // DMI side (if it runs) gets them next, to hand on to mappers.
-    if (m->route.source == "metamanager") {
+    if (m->route.source == metamanager_) {
       on_stored(m);
       return to_dmi(m);
     }
@@ -505,20 +507,22 @@ class DeviceTwin final : public kedge::Plugin {
   std::map<std::string, std::string> devices_;  // id -> state
   std::map<std::string, json::value> models_;   // ns/name
   kedge::Counter *reports_ = nullptr, *desired_ = nullptr, *rejected_ = nullptr;
+  std::string metamanager_;
 };
 
 constexpr kedge::ConfigKey kConfig[] = {
     {"db_path", kedge::ConfigType::kString, "\"\"",
      "SQLite database of KubeEdge's device tables (default <data_dir>/twin.db).", false},
-    {"dmi", kedge::ConfigType::kString, "\"dmi\"", "The module mappers are driven by.", false},
-    {"edgehub", kedge::ConfigType::kString, "\"edgehub\"",
-     "The module that carries messages to "
-     "the cloud.",
-     false},
+    kedge::contracts::peer_key(kedge::contracts::kDmi, "The module mappers are driven by."),
+    kedge::contracts::peer_key(kedge::contracts::kEdgeHub,
+                               "The module that carries messages to the cloud."),
+    kedge::contracts::peer_key(kedge::contracts::kMetaManager,
+                               "The module stored device and model changes come from."),
 };
 constexpr kedge::PeerDecl kPeers[] = {
-    {"dmi", "stored device and model changes, \"desired\" values", true},
-    {"edgehub", "twin and state updates up to the cloud, ACKs of the cloud's messages", true},
+    {kedge::contracts::kDmi.key, "stored device and model changes, \"desired\" values", true},
+    {kedge::contracts::kEdgeHub.key,
+     "twin and state updates up to the cloud, ACKs of the cloud's messages", true},
 };
 
 }  // namespace

@@ -26,6 +26,8 @@
 #include <map>
 #include <set>
 
+#include "contracts/modules.h"
+#include "contracts/wire.h"
 #include "kedge/common/json.h"
 #include "kedge/mapper/contract.h"
 #include "kedge/mapper/device.h"
@@ -101,7 +103,7 @@ class Dmi final : public kedge::Plugin {
           cfg.get_string("socket") + "\"");
     call_timeout_ = std::chrono::milliseconds(cfg.get_int("call_timeout_ms"));
     twin_ = cfg.get_string(contract::kTwinKey);
-    metamanager_ = cfg.get_string("metamanager");
+    metamanager_ = cfg.get_string(kedge::contracts::kMetaManager.key);
     auto& m = ctx.metrics();
     mappers_gauge_ = &m.gauge("kedge_dmi_mappers", "Registered mappers");
     calls_ = &m.counter("kedge_dmi_calls_total", "Calls to mappers (device and model changes)");
@@ -157,8 +159,9 @@ class Dmi final : public kedge::Plugin {
       if (--*pending == 0) loaded();
     };
     for (std::string what : {std::string(contract::kDevice), std::string(contract::kDeviceModel)}) {
-      auto q = kedge::make_message(ctx_->name(), "meta", std::string(kedge::op::kQuery),
-                                   "*/" + what, nullptr);
+      auto q =
+          kedge::make_message(ctx_->name(), std::string(kedge::contracts::wire::local_group::kMeta),
+                              std::string(kedge::op::kQuery), "*/" + what, nullptr);
       ctx_->request(metamanager_, kedge::share(std::move(q)), 10s,
                     [answer, what](Status s, MessagePtr r) { answer(what, s, r); });
     }
@@ -457,8 +460,9 @@ class Dmi final : public kedge::Plugin {
 
   void to_twin(const std::string& resource, json::object content,
                std::function<void(Status)> done) {
-    auto msg = kedge::make_message(ctx_->name(), "twin", std::string(kedge::op::kUpdate), resource,
-                                   std::move(content));
+    auto msg =
+        kedge::make_message(ctx_->name(), std::string(kedge::contracts::wire::local_group::kTwin),
+                            std::string(kedge::op::kUpdate), resource, std::move(content));
     ctx_->request(twin_, kedge::share(std::move(msg)), 10s,
                   [done = std::move(done)](Status s, MessagePtr r) {
                     if (!s) return done(s);
@@ -495,16 +499,16 @@ constexpr kedge::ConfigKey kConfig[] = {
      false, 100, 600000},
     {contract::kTwinKey, kedge::ConfigType::kString, "\"twin\"",
      "The device twin module reports go to.", false},
-    {"metamanager", kedge::ConfigType::kString, "\"metamanager\"",
-     "The module the cached devices and models are read from at start.", false},
+    kedge::contracts::peer_key(kedge::contracts::kMetaManager,
+                               "The module the cached devices and models are read from at start."),
     {"socket", kedge::ConfigType::kString, nullptr,
      "Moved to dmi-grpc (the gRPC socket for mapper processes); set here, it is an error.", false},
 };
 constexpr kedge::PeerDecl kPeers[] = {
     {contract::kTwinKey, "update device/<name>/twin/update and state/update (requests)", false},
-    {"metamanager", "query */device and */devicemodel at start", true},
+    {kedge::contracts::kMetaManager.key, "query */device and */devicemodel at start", true},
 };
-constexpr const char* kDeps[] = {"twin"};
+constexpr const char* kDeps[] = {kedge::contracts::kTwin.default_name};
 
 }  // namespace
 

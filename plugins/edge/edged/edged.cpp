@@ -24,16 +24,56 @@
 #include <future>
 
 #include "edged.h"
+
+#include "contracts/modules.h"
+
+#include "contracts/wire.h"
 #include "k8s.h"
 
 namespace kedge::edged {
 
 using namespace std::chrono_literals;
 
+namespace {
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"runtime_endpoint", &Settings::runtime_endpoint, "\"unix:///run/containerd/containerd.sock\"",
+     "The CRI runtime's socket."},
+    {"runtime_request_timeout_ms", &Settings::runtime_request_timeout_ms, "30000",
+     "Deadline of a CRI call (pulls and sandbox starts get their own).", false, 100, 3600000},
+    {"runtime_retry_ms", &Settings::runtime_retry_ms, "2000",
+     "How often an absent runtime is asked again.", false, 10, 3600000},
+    {"image_pull_timeout_ms", &Settings::image_pull_timeout_ms, "300000",
+     "Deadline of an image pull.", false, 1000, 86400000},
+    {"sync_period_ms", &Settings::sync_period_ms, "1000",
+     "Reconcile pass interval (changes from the cloud start one at once).", false, 10, 3600000},
+    {"backoff_initial_ms", &Settings::backoff_initial_ms, "10000",
+     "First crash-loop back-off (doubles per restart; the kubelet's is 10 s).", false, 1, 86400000},
+    {"backoff_max_ms", &Settings::backoff_max_ms, "300000", "Longest crash-loop back-off.", false,
+     1, 86400000},
+    {"pod_status_heartbeat_s", &Settings::pod_status_heartbeat_s, "60",
+     "An unchanged pod status is sent again after this.", false, 1, 86400},
+    {"node_status_period_s", &Settings::node_status_period_s, "10",
+     "Node status report interval (KubeEdge's nodeStatusUpdateFrequency).", false, 1, 86400},
+    {"node_ip", &Settings::node_ip, "\"\"",
+     "The node's InternalIP (default: the first non-loopback IPv4 address)."},
+    {"max_pods", &Settings::max_pods, "110", "The node's pod capacity.", false, 1, 100000},
+    {"reserved_memory_mb", &Settings::reserved_memory_mb, "0",
+     "Memory kept from allocatable for the system.", false, 0, 16777216},
+    kedge::contracts::peer_setting(kedge::contracts::kMetaManager, &Settings::metamanager,
+                                   "The module pods, configmaps and secrets come from and "
+                                   "statuses go to."),
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+constexpr kedge::PeerDecl kPeers[] = {
+    {kedge::contracts::kMetaManager.key,
+     "queries of <ns>/configmap|secret|pod/<name> (sync), podpatch and nodepatch reports", false},
+};
+}  // namespace
+
 Status Edged::init(kedge::Context& ctx, const kedge::Config& cfg) {
   ctx_ = &ctx;
   log_ = ctx.logger();
-  cfg_ = cfg;
+  s_ = kedge::read_settings(kSettings, cfg);
   node_ = ctx.node_name();
   root_ = ctx.data_dir() / "edged";
   std::error_code ec;
@@ -54,12 +94,12 @@ Status Edged::init(kedge::Context& ctx, const kedge::Config& cfg) {
 Status Edged::start() {
   stopping_ = false;
   // A relative socket path is under the agent's data directory.
-  std::string ep = cfg_.get_string("runtime_endpoint");
+  std::string ep = s_.runtime_endpoint;
   std::string path = ep.rfind("unix://", 0) == 0 ? ep.substr(7) : ep;
   if (!path.empty() && path[0] != '/') path = (ctx_->data_dir() / path).lexically_normal().string();
   endpoint_ = "unix://" + path;
   cri_ = std::make_unique<kedge::cri::Client>(
-      endpoint_, std::chrono::milliseconds(cfg_.get_int("runtime_request_timeout_ms")));
+      endpoint_, std::chrono::milliseconds(s_.runtime_request_timeout_ms));
   worker_ = std::thread([this] { run(); });
   return {};
 }
@@ -87,8 +127,8 @@ void Edged::on_message(const MessagePtr& m) {
 
 void Edged::run() {
   load_desired();
-  auto retry = std::chrono::milliseconds(cfg_.get_int("runtime_retry_ms"));
-  auto period = std::chrono::milliseconds(cfg_.get_int("sync_period_ms"));
+  auto retry = std::chrono::milliseconds(s_.runtime_retry_ms);
+  auto period = std::chrono::milliseconds(s_.sync_period_ms);
   while (!stopping_) {
     drain_inbox();
     if (!runtime_ready_) {
@@ -118,11 +158,13 @@ json::array Edged::query(const std::string& key, bool* ok) {
   if (ok) *ok = false;
   auto p = std::make_shared<std::promise<json::value>>();
   auto f = p->get_future();
-  ctx_->request("metamanager",
-                kedge::share(kedge::make_message(ctx_->name(), "meta", "query", key)), 10s,
-                [p](Status s, MessagePtr r) {
-                  p->set_value(s && r && r->content.is_array() ? r->content : json::value());
-                });
+  ctx_->request(
+      s_.metamanager,
+      kedge::share(kedge::make_message(
+          ctx_->name(), std::string(kedge::contracts::wire::local_group::kMeta), "query", key)),
+      10s, [p](Status s, MessagePtr r) {
+        p->set_value(s && r && r->content.is_array() ? r->content : json::value());
+      });
   auto until = Clock::now() + 11s;
   while (f.wait_for(100ms) != std::future_status::ready)
     if (stopping_ || Clock::now() > until) return {};
@@ -315,48 +357,19 @@ int64_t Edged::grace_of(const Pod& p) {
 }
 
 std::chrono::milliseconds Edged::initial_backoff() {
-  return std::chrono::milliseconds(cfg_.get_int("backoff_initial_ms"));
+  return std::chrono::milliseconds(s_.backoff_initial_ms);
 }
 
 std::chrono::milliseconds Edged::max_backoff() {
-  return std::chrono::milliseconds(cfg_.get_int("backoff_max_ms"));
+  return std::chrono::milliseconds(s_.backoff_max_ms);
 }
 
 }  // namespace kedge::edged
-
-namespace {
-
-constexpr kedge::ConfigKey kConfig[] = {
-    {"runtime_endpoint", kedge::ConfigType::kString, "\"unix:///run/containerd/containerd.sock\"",
-     "The CRI runtime's socket.", false},
-    {"runtime_request_timeout_ms", kedge::ConfigType::kInteger, "30000",
-     "Deadline of a CRI call (pulls and sandbox starts get their own).", false},
-    {"runtime_retry_ms", kedge::ConfigType::kInteger, "2000",
-     "How often an absent runtime is asked again.", false},
-    {"image_pull_timeout_ms", kedge::ConfigType::kInteger, "300000", "Deadline of an image pull.",
-     false},
-    {"sync_period_ms", kedge::ConfigType::kInteger, "1000",
-     "Reconcile pass interval (changes from the cloud start one at once).", false},
-    {"backoff_initial_ms", kedge::ConfigType::kInteger, "10000",
-     "First crash-loop back-off (doubles per restart; the kubelet's is 10 s).", false},
-    {"backoff_max_ms", kedge::ConfigType::kInteger, "300000", "Longest crash-loop back-off.",
-     false},
-    {"pod_status_heartbeat_s", kedge::ConfigType::kInteger, "60",
-     "An unchanged pod status is sent again after this.", false},
-    {"node_status_period_s", kedge::ConfigType::kInteger, "10",
-     "Node status report interval (KubeEdge's nodeStatusUpdateFrequency).", false},
-    {"node_ip", kedge::ConfigType::kString, "\"\"",
-     "The node's InternalIP (default: the first non-loopback IPv4 address).", false},
-    {"max_pods", kedge::ConfigType::kInteger, "110", "The node's pod capacity.", false},
-    {"reserved_memory_mb", kedge::ConfigType::kInteger, "0",
-     "Memory kept from allocatable for the system.", false},
-};
-
-}  // namespace
 
 KEDGE_PLUGIN(kedge::edged::Edged,
              {.name = "edged",
               .version = "0.1.0",
               .description = "The edge's kubelet: runs the node's pods on a CRI runtime "
                              "(containerd), reports pod and node status.",
-              .config = kConfig})
+              .config = kedge::edged::kConfig,
+              .peers = kedge::edged::kPeers})

@@ -38,6 +38,17 @@ using kedge::Code;
 using kedge::Message;
 using kedge::MessagePtr;
 using kedge::Status;
+
+// edged's config (kSettings in edged.cpp declares each key).
+struct Settings {
+  std::string runtime_endpoint;
+  int64_t runtime_request_timeout_ms = 0, runtime_retry_ms = 0, image_pull_timeout_ms = 0;
+  int64_t sync_period_ms = 0, backoff_initial_ms = 0, backoff_max_ms = 0;
+  int64_t pod_status_heartbeat_s = 0, node_status_period_s = 0;
+  std::string node_ip;
+  int64_t max_pods = 0, reserved_memory_mb = 0;
+  std::string metamanager;
+};
 using Clock = std::chrono::steady_clock;
 
 inline constexpr const char* kManaged = "kedge.io/managed";
@@ -216,7 +227,7 @@ class Edged final : public kedge::Plugin {
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  kedge::Config cfg_;
+  Settings s_;
   std::string node_;
   fs::path root_;
   std::unique_ptr<kedge::cri::Client> cri_;

@@ -13,6 +13,8 @@
 #include <fstream>
 
 #include "edged.h"
+
+#include "contracts/wire.h"
 #include "k8s.h"
 
 namespace kedge::edged {
@@ -30,7 +32,7 @@ std::string read_first_line(const std::string& path) {
 
 std::string Edged::node_ip() {
   if (!node_ip_.empty()) return node_ip_;
-  node_ip_ = cfg_.get_string("node_ip");
+  node_ip_ = s_.node_ip;
   if (!node_ip_.empty()) return node_ip_;
   ifaddrs* ifs = nullptr;
   if (::getifaddrs(&ifs) == 0) {
@@ -53,7 +55,7 @@ std::string Edged::node_ip() {
 }
 
 void Edged::maybe_node_status() {
-  auto period = std::chrono::seconds(cfg_.get_int("node_status_period_s"));
+  auto period = std::chrono::seconds(s_.node_status_period_s);
   if (!node_dirty_ && Clock::now() - node_sent_ < period) return;
   node_dirty_ = false;
   node_sent_ = Clock::now();
@@ -74,12 +76,12 @@ void Edged::maybe_node_status() {
   int64_t disk = 0;
   if (::statvfs(root_.c_str(), &fsst) == 0)
     disk = static_cast<int64_t>(fsst.f_blocks) * static_cast<int64_t>(fsst.f_frsize);
-  std::string pods = std::to_string(cfg_.get_int("max_pods"));
+  std::string pods = std::to_string(s_.max_pods);
   json::object capacity{{"cpu", std::to_string(cpus)},
                         {"memory", std::to_string(mem_kb) + "Ki"},
                         {"pods", pods},
                         {"ephemeral-storage", std::to_string(disk / 1024) + "Ki"}};
-  int64_t reserved_kb = cfg_.get_int("reserved_memory_mb") * 1024;
+  int64_t reserved_kb = s_.reserved_memory_mb * 1024;
   json::object allocatable = capacity;
   allocatable["memory"] = std::to_string(std::max<int64_t>(0, mem_kb - reserved_kb)) + "Ki";
   utsname u{};
@@ -158,9 +160,10 @@ void Edged::maybe_node_status() {
                                 {"operatingSystem", "linux"},
                                 {"architecture", arch}}},
       {"images", images}};
-  auto m = kedge::make_message(ctx_->name(), "resource", "patch", "default/nodepatch/" + node_,
+  auto m = kedge::make_message(ctx_->name(), std::string(kedge::contracts::wire::group::kResource),
+                               "patch", "default/nodepatch/" + node_,
                                json::string(json::serialize(json::object{{"status", status}})));
-  Status s = ctx_->send("metamanager", kedge::share(std::move(m)), 1s);
+  Status s = ctx_->send(s_.metamanager, kedge::share(std::move(m)), 1s);
   if (!s) log_->warn("node status not sent: {}", s.message());
 }
 

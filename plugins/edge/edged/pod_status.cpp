@@ -2,6 +2,8 @@
 // states, IPs), sent as a podpatch when it changes and every
 // pod_status_heartbeat_s.
 #include "edged.h"
+
+#include "contracts/wire.h"
 #include "k8s.h"
 
 namespace kedge::edged {
@@ -151,13 +153,13 @@ void Edged::report(Pod& p, const Actual& a) {
     status["podIPs"] = json::array{json::object{{"ip", ip}}};
   }
   std::string text = json::serialize(json::object{{"status", std::move(status)}});
-  auto heartbeat = std::chrono::seconds(cfg_.get_int("pod_status_heartbeat_s"));
+  auto heartbeat = std::chrono::seconds(s_.pod_status_heartbeat_s);
   if (text == p.last_status && Clock::now() - p.last_sent < heartbeat) return;
   p.last_status = text;
   p.last_sent = Clock::now();
-  auto m = kedge::make_message(ctx_->name(), "resource", "patch", p.ns + "/podpatch/" + p.name,
-                               json::string(text));
-  Status s = ctx_->send("metamanager", kedge::share(std::move(m)), 1s);
+  auto m = kedge::make_message(ctx_->name(), std::string(kedge::contracts::wire::group::kResource),
+                               "patch", p.ns + "/podpatch/" + p.name, json::string(text));
+  Status s = ctx_->send(s_.metamanager, kedge::share(std::move(m)), 1s);
   if (!s) log_->warn("pod {}/{} status not sent: {}", p.ns, p.name, s.message());
 }
 

@@ -34,7 +34,7 @@ void Edged::check_runtime() {
       log_->info("container runtime {} ready at {}", runtime_version_, endpoint_);
     else
       log_->warn("container runtime at {} not ready ({}); retrying every {} ms", endpoint_, why,
-                 cfg_.get_int("runtime_retry_ms"));
+                 s_.runtime_retry_ms);
     node_dirty_ = true;
   }
   runtime_ready_ = ready;
@@ -235,7 +235,7 @@ bool Edged::ensure_image(const json::value& c, Track& t) {
   req.mutable_image()->set_image(image);
   pb::PullImageResponse res;
   Status s = cri_->call("PullImage", cri_->images(), &pb::ImageService::Stub::PullImage, req, &res,
-                        std::chrono::milliseconds(cfg_.get_int("image_pull_timeout_ms")));
+                        std::chrono::milliseconds(s_.image_pull_timeout_ms));
   if (s) {
     t.pull_failures = 0;
     return true;

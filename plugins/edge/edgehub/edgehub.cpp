@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "channel.h"
+#include "contracts/wire.h"
 #include "kedge/common/http_client.h"
 #include "kedge/common/pki.h"
 #include "kedge/json_codec.h"
@@ -314,7 +315,9 @@ void EdgeHub::on_disconnected(const Status& why) {
 }
 
 void EdgeHub::notify_link(const char* state) {
-  for (const char* group : {"meta", "twin", "bus"}) {
+  namespace lg = kedge::contracts::wire::local_group;
+  for (std::string_view g : {lg::kMeta, lg::kTwin, lg::kBus}) {
+    std::string group(g);
     auto m = kedge::make_message(ctx_->name(), group, std::string(kedge::op::kConnect),
                                  "node/connection", boost::json::string(state));
     (void)ctx_->send_to_group(group, kedge::share(std::move(m)));  // absent groups are fine
@@ -325,8 +328,10 @@ void EdgeHub::schedule_heartbeat() {
   heartbeat_timer_->expires_after(heartbeat_);
   heartbeat_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec || !conn_) return;
-    auto ka = kedge::make_message("websocket", "resource", std::string(kedge::op::kKeepalive),
-                                  "node", boost::json::string("ping"));
+    auto ka = kedge::make_message(std::string(kedge::contracts::wire::source::kEdgeHub),
+                                  std::string(kedge::contracts::wire::group::kResource),
+                                  std::string(kedge::op::kKeepalive), "node",
+                                  boost::json::string("ping"));
     (void)conn_->send(kedge::json::encode(ka) + "\n");
     schedule_heartbeat();
   });
@@ -362,7 +367,11 @@ void EdgeHub::on_text(std::string&& text) {
     return;
   }
   std::string group = kedge::channel::local_group(m.route.group);
-  if (m.route.group == "user" && m.route.source == "router_eventbus") group = "eventbus";
+  // KubeEdge's EdgeHub: user-group messages of the cloud router go to the
+  // eventbus module by name.
+  if (m.route.group == kedge::contracts::wire::group::kUser &&
+      m.route.source == kedge::contracts::wire::source::kRouterEventBus)
+    group = "eventbus";
   if (group.empty()) {
     log_->warn("message {} has unknown group '{}'; acknowledged and dropped", m.header.id,
                m.route.group);

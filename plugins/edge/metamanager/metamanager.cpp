@@ -22,6 +22,8 @@
 #include <filesystem>
 #include <set>
 
+#include "contracts/modules.h"
+#include "contracts/wire.h"
 #include "kedge/common/sqlite.h"
 #include "kedge/plugin.h"
 
@@ -55,6 +57,39 @@ Parts split(const std::string& r) {
   return p;
 }
 
+namespace peers = kedge::contracts;
+namespace wire = kedge::contracts::wire;
+
+struct Settings {
+  std::string db_path;
+  int64_t remote_query_timeout_ms = 0;
+  bool local_queries_only = false;
+  std::string edgehub, edged, twin, metaserver;
+};
+
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"db_path", &Settings::db_path, "\"\"",
+     "SQLite database (default <data_dir>/edgecore.db); its `meta` table is KubeEdge's."},
+    {"remote_query_timeout_ms", &Settings::remote_query_timeout_ms, "60000",
+     "How long a query or report waits for the cloud's answer.", false, 1, 3600000},
+    {"local_queries_only", &Settings::local_queries_only, "false",
+     "Answer every query from the cache, even while the cloud is connected."},
+    peers::peer_setting(peers::kEdgeHub, &Settings::edgehub, "The module the cloud is reached by."),
+    peers::peer_setting(peers::kEdged, &Settings::edged,
+                        "The module pods, configmaps and secrets are handed to."),
+    peers::peer_setting(peers::kTwin, &Settings::twin,
+                        "The module devices, models and memberships are handed to."),
+    peers::peer_setting(peers::kMetaServer, &Settings::metaserver,
+                        "The module that serves watches from the stored changes."),
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+constexpr kedge::PeerDecl kPeers[] = {
+    {peers::kEdgeHub.key, "ACKs (response), reports and queries up to the cloud (sync)", true},
+    {peers::kEdged.key, "stored pod/configmap/secret changes", true},
+    {peers::kTwin.key, "stored device/devicemodel/membership changes", true},
+    {peers::kMetaServer.key, "every stored change, for watches", true},
+};
+
 std::string uid_of(const json::value& v) {
   auto* o = v.if_object();
   if (!o) return {};
@@ -69,8 +104,8 @@ class MetaManager final : public kedge::Plugin {
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
-    cfg_ = cfg;
-    std::string path = cfg.get_string("db_path");
+    s_ = kedge::read_settings(kSettings, cfg);
+    std::string path = s_.db_path;
     if (path.empty()) path = (ctx.data_dir() / "edgecore.db").string();
     kedge::sqlite::Options o;
     o.synchronous_full = true;  // the ACK promises the object is on disk
@@ -124,12 +159,7 @@ class MetaManager final : public kedge::Plugin {
  private:
   // edgehub hands over what came from the cloud with the cloud side's
   // source module (edgecontroller, devicecontroller, ...).
-  static bool from_cloud(const Message& m) {
-    static const std::set<std::string> kCloud = {"edgecontroller",    "devicecontroller",
-                                                 "dynamiccontroller", "nodeupgradecontroller",
-                                                 "controller",        "cloudhub"};
-    return kCloud.count(m.route.source) > 0;
-  }
+  static bool from_cloud(const Message& m) { return wire::is_cloud_source(m.route.source); }
 
   void update_count() {
     count_.reset();
@@ -139,13 +169,13 @@ class MetaManager final : public kedge::Plugin {
   }
 
   void ack(const MessagePtr& m) {
-    (void)ctx_->send("edgehub", kedge::share(kedge::new_response(*m, json::string("OK"))), 5s);
+    (void)ctx_->send(s_.edgehub, kedge::share(kedge::new_response(*m, json::string("OK"))), 5s);
   }
 
   // Hands a stored change to the plugin that acts on it, if it runs.
   void hand_over(const MessagePtr& m, const std::string& type) {
     std::string to =
-        type == "device" || type == "devicemodel" || type == "membership" ? "twin" : "edged";
+        type == "device" || type == "devicemodel" || type == "membership" ? s_.twin : s_.edged;
     Message copy = *m;
     copy.route.source = ctx_->name();
     Status s = ctx_->send(to, kedge::share(std::move(copy)));
@@ -158,7 +188,7 @@ class MetaManager final : public kedge::Plugin {
   void publish(const MessagePtr& m) {
     Message copy = *m;
     copy.route.source = ctx_->name();
-    Status s = ctx_->send("metaserver", kedge::share(std::move(copy)));
+    Status s = ctx_->send(s_.metaserver, kedge::share(std::move(copy)));
     if (!s && s.code() != Code::kNotFound)
       log_->warn("change of {} not passed to metaserver: {}", m->route.resource, s.message());
   }
@@ -273,16 +303,16 @@ class MetaManager final : public kedge::Plugin {
     queries_->inc();
     static const std::set<std::string> kRemote = {"configmap", "secret", "node",
                                                   "serviceaccounttoken", "lease"};
-    bool remote = connected_ && kRemote.count(p.type) && !p.name.empty() &&
-                  !cfg_.get_bool("local_queries_only");
+    bool remote = connected_ && kRemote.count(p.type) && !p.name.empty() && !s_.local_queries_only;
     if (!remote) return reply(m, local(p, key));
     // Ask the cloud; store and return its answer; the cache if it fails.
     remote_->inc();
-    Message q = kedge::make_message(ctx_->name(), "resource", "query", key, m->content);
+    Message q = kedge::make_message(ctx_->name(), std::string(wire::group::kResource), "query", key,
+                                    m->content);
     q.header.sync = true;
     ctx_->request(
-        "edgehub", kedge::share(std::move(q)),
-        std::chrono::milliseconds(cfg_.get_int("remote_query_timeout_ms")),
+        s_.edgehub, kedge::share(std::move(q)),
+        std::chrono::milliseconds(s_.remote_query_timeout_ms),
         [this, m, p, key](Status s, MessagePtr r) {
           json::value obj;
           if (s && r && r->content.is_object()) {
@@ -319,44 +349,35 @@ class MetaManager final : public kedge::Plugin {
     Message up = *m;
     up.route.source = ctx_->name();
     if (!m->header.sync) {
-      (void)ctx_->send("edgehub", kedge::share(std::move(up)), 5s);
+      (void)ctx_->send(s_.edgehub, kedge::share(std::move(up)), 5s);
       return;
     }
     up.header.id = kedge::new_uuid();
-    ctx_->request("edgehub", kedge::share(std::move(up)),
-                  std::chrono::milliseconds(cfg_.get_int("remote_query_timeout_ms")),
-                  [this, m](Status s, MessagePtr r) {
-                    if (!s || !r) {
-                      // An answer (parent = the request), with op "error".
-                      Message err = kedge::new_response(
-                          *m, json::string("no answer from the cloud: " +
-                                           (s ? std::string("empty") : s.message())));
-                      err.route.operation = std::string(kedge::op::kError);
-                      (void)ctx_->respond(kedge::share(std::move(err)));
-                      return;
-                    }
-                    reply(m, r->content);
-                  });
+    ctx_->request(
+        s_.edgehub, kedge::share(std::move(up)),
+        std::chrono::milliseconds(s_.remote_query_timeout_ms), [this, m](Status s, MessagePtr r) {
+          if (!s || !r) {
+            // An answer (parent = the request), with op "error".
+            Message err =
+                kedge::new_response(*m, json::string("no answer from the cloud: " +
+                                                     (s ? std::string("empty") : s.message())));
+            err.route.operation = std::string(kedge::op::kError);
+            (void)ctx_->respond(kedge::share(std::move(err)));
+            return;
+          }
+          reply(m, r->content);
+        });
   }
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  kedge::Config cfg_;
+  Settings s_;
   std::unique_ptr<kedge::sqlite::Db> db_;
   std::unique_ptr<kedge::sqlite::GroupCommit> commit_;
   kedge::sqlite::Stmt put_, del_, get_, by_type_, count_;
   bool connected_ = false;
   kedge::Counter *stored_ = nullptr, *queries_ = nullptr, *remote_ = nullptr;
   kedge::Gauge* objects_ = nullptr;
-};
-
-constexpr kedge::ConfigKey kConfig[] = {
-    {"db_path", kedge::ConfigType::kString, "\"\"",
-     "SQLite database (default <data_dir>/edgecore.db); its `meta` table is KubeEdge's.", false},
-    {"remote_query_timeout_ms", kedge::ConfigType::kInteger, "60000",
-     "How long a query or report waits for the cloud's answer.", false},
-    {"local_queries_only", kedge::ConfigType::kBool, "false",
-     "Answer every query from the cache, even while the cloud is connected.", false},
 };
 
 }  // namespace
@@ -366,4 +387,5 @@ KEDGE_PLUGIN(MetaManager, {.name = "metamanager",
                            .group = "meta",
                            .description = "The edge's metadata cache: persists what the cloud "
                                           "sends before ACKing it, answers queries, offline.",
-                           .config = kConfig})
+                           .config = kConfig,
+                           .peers = kPeers})

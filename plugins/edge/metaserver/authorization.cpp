@@ -8,6 +8,8 @@
 
 #include "metaserver.h"
 
+#include "contracts/wire.h"
+
 namespace kedge::metaserver {
 
 using namespace std::chrono_literals;
@@ -16,7 +18,7 @@ using namespace std::chrono_literals;
 // by a CA of this edge's own (<data_dir>/metaserver/ca.crt, for clients to
 // trust) for 127.0.0.1, ::1, localhost and the listen address.
 Status MetaServer::load_tls() {
-  std::string cert = cfg_.get_string("tls_cert_file"), key = cfg_.get_string("tls_key_file");
+  std::string cert = s_.tls_cert_file, key = s_.tls_key_file;
   std::string cert_pem, key_pem, ca_pem;
   if (!cert.empty() || !key.empty()) {
     auto c = pki::read_file(cert);
@@ -37,7 +39,7 @@ Status MetaServer::load_tls() {
     o.usages = pki::kServerAuth;
     o.days = 3650;
     o.ips = {"127.0.0.1", "::1"};
-    std::string addr = cfg_.get_string("address");
+    std::string addr = s_.address;
     if (addr != "127.0.0.1" && addr != "::1" && addr != "0.0.0.0" && addr != "::" &&
         addr.find_first_not_of("0123456789.:abcdefABCDEF") == std::string::npos)
       o.ips.push_back(addr);
@@ -67,7 +69,7 @@ void MetaServer::authorize(const std::string& token, const std::string& verb,
                            const std::string& key, Decided done) {
   std::string id = pki::sha256_hex(token) + " " + verb + " " + key;
   auto now = Clock::now();
-  auto ttl = std::chrono::seconds(cfg_.get_int("auth_cache_ttl_s"));
+  auto ttl = std::chrono::seconds(s_.auth_cache_ttl_s);
   if (auto it = cache_.find(id); it != cache_.end() && now - it->second.at < ttl) {
     auth_cached_->inc();
     return done(it->second);
@@ -89,11 +91,12 @@ void MetaServer::authorize(const std::string& token, const std::string& verb,
                    {"Subresource", ""},
                    {"Error", json::object{{"ErrStatus", json::object{}}}},
                    {"Token", token}};
-  auto m = kedge::make_message(ctx_->name(), "dynamiccontroller", "null", "null", app);
+  auto m = kedge::make_message(ctx_->name(),
+                               std::string(kedge::contracts::wire::group::kDynamicController),
+                               "null", "null", app);
   m.header.sync = true;
   ctx_->request(
-      "edgehub", kedge::share(std::move(m)),
-      std::chrono::milliseconds(cfg_.get_int("auth_timeout_ms")),
+      s_.edgehub, kedge::share(std::move(m)), std::chrono::milliseconds(s_.auth_timeout_ms),
       [this, id, token](Status s, MessagePtr r) {
         Decision d;
         d.at = Clock::now();
@@ -135,9 +138,8 @@ void MetaServer::authorize(const std::string& token, const std::string& verb,
           // Offline (or no answer in time): a cached decision only under
           // the opt-in, and never past the token's own expiry.
           auto it = cache_.find(id);
-          auto max_age = std::chrono::seconds(cfg_.get_int("offline_max_age_s"));
-          if (cfg_.get_bool("allow_cached_offline") && it != cache_.end() &&
-              d.at - it->second.at < max_age &&
+          auto max_age = std::chrono::seconds(s_.offline_max_age_s);
+          if (s_.allow_cached_offline && it != cache_.end() && d.at - it->second.at < max_age &&
               (it->second.token_exp == 0 || unix_now() < it->second.token_exp)) {
             auth_cached_->inc();
             log_->debug("cloud unreachable ({}): cached decision used", why);
@@ -150,7 +152,7 @@ void MetaServer::authorize(const std::string& token, const std::string& verb,
             d.code = 403;
             d.reason = "Forbidden";
             d.message = "cannot authorize the request: the cloud is unreachable (" + why + ")" +
-                        (cfg_.get_bool("allow_cached_offline")
+                        (s_.allow_cached_offline
                              ? " and there is no usable cached decision for this token and request"
                              : "; this edge does not use cached decisions offline "
                                "(metaserver allow_cached_offline)");
@@ -163,7 +165,7 @@ void MetaServer::authorize(const std::string& token, const std::string& verb,
 }
 
 void MetaServer::remember(const std::string& id, const Decision& d) {
-  size_t max = static_cast<size_t>(cfg_.get_int("max_cached_decisions"));
+  size_t max = static_cast<size_t>(s_.max_cached_decisions);
   if (cache_.size() >= max && !cache_.count(id)) {
     auto oldest = cache_.begin();
     for (auto it = cache_.begin(); it != cache_.end(); ++it)

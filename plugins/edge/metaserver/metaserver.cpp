@@ -19,6 +19,9 @@
 //   token expires or offline_max_age_s passes.
 #include "metaserver.h"
 
+#include "contracts/modules.h"
+#include "contracts/wire.h"
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
@@ -29,10 +32,52 @@ namespace kedge::metaserver {
 
 using namespace std::chrono_literals;
 
+namespace {
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"address", &Settings::address, "\"127.0.0.1\"",
+     "Address of the edge's API (plain HTTP: keep it on loopback)."},
+    {"port", &Settings::port, "10550", "Port of the edge's API.", false, 1, 65535},
+    {"require_authorization", &Settings::require_authorization, "false",
+     "The requireAuthorization gate: HTTPS only, and every request needs a bearer token the "
+     "cloud authenticates and authorizes (set it in the cloud's apiserver too)."},
+    {"tls_cert_file", &Settings::tls_cert_file, "\"\"",
+     "Serving certificate under the gate (default: issued at start by <data_dir>/metaserver/ca.crt "
+     "for 127.0.0.1, ::1 and localhost)."},
+    {"tls_key_file", &Settings::tls_key_file, "\"\"", "Its private key."},
+    {"auth_cache_ttl_s", &Settings::auth_cache_ttl_s, "10",
+     "How long a decision of the cloud is reused before asking again.", false, 0, 86400},
+    {"auth_timeout_ms", &Settings::auth_timeout_ms, "5000",
+     "How long to wait for the cloud's decision.", false, 1, 600000},
+    {"allow_cached_offline", &Settings::allow_cached_offline, "false",
+     "Offline, serve requests a cached decision allowed (until the token expires or "
+     "offline_max_age_s). Off: every request is refused while the cloud is away."},
+    {"offline_max_age_s", &Settings::offline_max_age_s, "86400",
+     "Oldest cached decision used offline.", false, 0, 31536000},
+    {"max_cached_decisions", &Settings::max_cached_decisions, "10000",
+     "Decisions kept (the oldest goes first).", false, 1, 10000000},
+    {"handshake_timeout_ms", &Settings::handshake_timeout_ms, "10000",
+     "A client must send its request head (and finish TLS) within this.", false, 1, 3600000},
+    {"idle_timeout_ms", &Settings::idle_timeout_ms, "90000",
+     "A kept-alive connection with no request is closed after this.", false, 1, 86400000},
+    {"max_connections", &Settings::max_connections, "1024",
+     "Connections served at once; more are refused.", false, 1, 1000000},
+    kedge::contracts::peer_setting(kedge::contracts::kMetaManager, &Settings::metamanager,
+                                   "The module whose cache is served (queries, its change feed)."),
+    kedge::contracts::peer_setting(kedge::contracts::kEdgeHub, &Settings::edgehub,
+                                   "The module the cloud's authorization decisions come through."),
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+constexpr kedge::PeerDecl kPeers[] = {
+    {kedge::contracts::kMetaManager.key, "queries of <ns>/<type>[/<name>] (sync)", false},
+    {kedge::contracts::kEdgeHub.key,
+     "requireAuthorization: a dynamiccontroller Application per token (sync)", true},
+};
+}  // namespace
+
 Status MetaServer::init(kedge::Context& ctx, const kedge::Config& cfg) {
   ctx_ = &ctx;
   log_ = ctx.logger();
-  cfg_ = cfg;
+  s_ = kedge::read_settings(kSettings, cfg);
   auto& m = ctx.metrics();
   requests_ = &m.counter("kedge_metaserver_requests_total", "Requests answered");
   auth_asked_ = &m.counter("kedge_metaserver_auth_cloud_checks_total",
@@ -41,7 +86,7 @@ Status MetaServer::init(kedge::Context& ctx, const kedge::Config& cfg) {
                             "Authorization decisions taken from the cache");
   auth_refused_ =
       &m.counter("kedge_metaserver_auth_refused_total", "Requests refused with 401 or 403");
-  gate_ = cfg.get_bool("require_authorization");
+  gate_ = s_.require_authorization;
   if (gate_) {
     if (Status s = load_tls(); !s) return s;
   }
@@ -51,12 +96,12 @@ Status MetaServer::init(kedge::Context& ctx, const kedge::Config& cfg) {
 Status MetaServer::start() {
   net::HttpServer::Options o;
   o.max_body = 1 << 20;
-  o.handshake_timeout = std::chrono::milliseconds(cfg_.get_int("handshake_timeout_ms"));
-  o.idle_timeout = std::chrono::milliseconds(cfg_.get_int("idle_timeout_ms"));
-  o.max_connections = static_cast<size_t>(cfg_.get_int("max_connections"));
+  o.handshake_timeout = std::chrono::milliseconds(s_.handshake_timeout_ms);
+  o.idle_timeout = std::chrono::milliseconds(s_.idle_timeout_ms);
+  o.max_connections = static_cast<size_t>(s_.max_connections);
   server_ = net::HttpServer::create(ctx_->executor(), tls_, o);
-  std::string addr = cfg_.get_string("address");
-  if (Status s = server_->listen(addr, static_cast<uint16_t>(cfg_.get_int("port")),
+  std::string addr = s_.address;
+  if (Status s = server_->listen(addr, static_cast<uint16_t>(s_.port),
                                  [this](net::ExchangePtr ex) { serve(std::move(ex)); });
       !s)
     return s;
@@ -74,7 +119,7 @@ Status MetaServer::stop() {
 
 // Changes stored by metamanager: to the watches they concern.
 void MetaServer::on_message(const MessagePtr& m) {
-  if (m->route.source != "metamanager") return;
+  if (m->route.source != s_.metamanager) return;
   // <ns>/<type>/<name>
   const std::string& r = m->route.resource;
   size_t a = r.find('/'), b = a == std::string::npos ? a : r.find('/', a + 1);
@@ -287,9 +332,10 @@ void MetaServer::route(const net::ExchangePtr& ex, const boost::urls::url_view& 
       return error(ex, 400, "BadRequest",
                    "timeoutSeconds \"" + it->second + "\" is not a number of seconds");
   }
-  auto query = kedge::make_message(ctx_->name(), "meta", "query", key);
+  auto query = kedge::make_message(
+      ctx_->name(), std::string(kedge::contracts::wire::local_group::kMeta), "query", key);
   ctx_->request(
-      "metamanager", kedge::share(std::move(query)), 10s,
+      s_.metamanager, kedge::share(std::move(query)), 10s,
       [this, ex, res, name, sel, watch, after, type, ns, timeout_s](Status s, MessagePtr r) {
         if (!s || !r || !r->content.is_array())
           return error(
@@ -374,46 +420,10 @@ void MetaServer::route(const net::ExchangePtr& ex, const boost::urls::url_view& 
 
 }  // namespace kedge::metaserver
 
-namespace {
-
-constexpr kedge::ConfigKey kConfig[] = {
-    {"address", kedge::ConfigType::kString, "\"127.0.0.1\"",
-     "Address of the edge's API (plain HTTP: keep it on loopback).", false},
-    {"port", kedge::ConfigType::kInteger, "10550", "Port of the edge's API.", false},
-    {"require_authorization", kedge::ConfigType::kBool, "false",
-     "The requireAuthorization gate: HTTPS only, and every request needs a bearer token the "
-     "cloud authenticates and authorizes (set it in the cloud's apiserver too).",
-     false},
-    {"tls_cert_file", kedge::ConfigType::kString, "\"\"",
-     "Serving certificate under the gate (default: issued at start by <data_dir>/metaserver/ca.crt "
-     "for 127.0.0.1, ::1 and localhost).",
-     false},
-    {"tls_key_file", kedge::ConfigType::kString, "\"\"", "Its private key.", false},
-    {"auth_cache_ttl_s", kedge::ConfigType::kInteger, "10",
-     "How long a decision of the cloud is reused before asking again.", false},
-    {"auth_timeout_ms", kedge::ConfigType::kInteger, "5000",
-     "How long to wait for the cloud's decision.", false},
-    {"allow_cached_offline", kedge::ConfigType::kBool, "false",
-     "Offline, serve requests a cached decision allowed (until the token expires or "
-     "offline_max_age_s). Off: every request is refused while the cloud is away.",
-     false},
-    {"offline_max_age_s", kedge::ConfigType::kInteger, "86400",
-     "Oldest cached decision used offline.", false},
-    {"max_cached_decisions", kedge::ConfigType::kInteger, "10000",
-     "Decisions kept (the oldest goes first).", false},
-    {"handshake_timeout_ms", kedge::ConfigType::kInteger, "10000",
-     "A client must send its request head (and finish TLS) within this.", false},
-    {"idle_timeout_ms", kedge::ConfigType::kInteger, "90000",
-     "A kept-alive connection with no request is closed after this.", false},
-    {"max_connections", kedge::ConfigType::kInteger, "1024",
-     "Connections served at once; more are refused.", false},
-};
-
-}  // namespace
-
 KEDGE_PLUGIN(kedge::metaserver::MetaServer,
              {.name = "metaserver",
               .version = "0.1.0",
               .description = "Read-only Kubernetes API on the edge, from "
                              "metamanager's cache (get, list, watch).",
-              .config = kConfig})
+              .config = kedge::metaserver::kConfig,
+              .peers = kedge::metaserver::kPeers})

@@ -28,6 +28,24 @@ namespace kedge::metaserver {
 namespace json = boost::json;
 namespace net = kedge::net;
 namespace pki = kedge::pki;
+
+// metaserver's config (kSettings in metaserver.cpp declares each key).
+struct Settings {
+  std::string address;
+  int64_t port = 0;
+  bool require_authorization = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  int64_t auth_cache_ttl_s = 0;
+  int64_t auth_timeout_ms = 0;
+  bool allow_cached_offline = false;
+  int64_t offline_max_age_s = 0;
+  int64_t max_cached_decisions = 0;
+  int64_t handshake_timeout_ms = 0;
+  int64_t idle_timeout_ms = 0;
+  int64_t max_connections = 0;
+  std::string metamanager, edgehub;
+};
 using Clock = std::chrono::steady_clock;
 using kedge::MessagePtr;
 using kedge::Status;
@@ -145,7 +163,7 @@ class MetaServer final : public kedge::Plugin {
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  kedge::Config cfg_;
+  Settings s_;
   std::shared_ptr<net::HttpServer> server_;
   std::map<uint64_t, Watch> watches_;
   uint64_t next_ = 1;
