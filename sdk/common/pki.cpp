@@ -183,7 +183,14 @@ Result<Cert> sign_csr(X509* ca, EVP_PKEY* ca_key, X509_REQ* csr, const SignOptio
     r.status = invalid_argument("the CSR's key is not an EC key (ECDSA P-256 expected)");
     return r;
   }
-  return make_leaf(ca, ca_key, pub, X509_REQ_get_subject_name(csr), opts);
+  if (opts.subject.common_name.empty())
+    return make_leaf(ca, ca_key, pub, X509_REQ_get_subject_name(csr), opts);
+  std::unique_ptr<X509_NAME, decltype(&X509_NAME_free)> name(X509_NAME_new(), X509_NAME_free);
+  if (!name || !set_name(name.get(), opts.subject)) {
+    r.status = internal_error(ssl_error("cannot build subject"));
+    return r;
+  }
+  return make_leaf(ca, ca_key, pub, name.get(), opts);
 }
 
 Result<Cert> issue(X509* ca, EVP_PKEY* ca_key, EVP_PKEY* key, const Name& subject,

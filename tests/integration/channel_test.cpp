@@ -12,6 +12,7 @@
 #include <future>
 #include <thread>
 
+#include "kedge/common/http_client.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
 #include "kedge/common/sqlite.h"
@@ -395,6 +396,42 @@ TEST_F(Channel, AWrongJoinTokenIsRefused) {
       10s));
   EXPECT_FALSE(fs::exists(root_ / "edge/data/edgehub/edge.crt"));
   EXPECT_THAT(edge_->metrics_text(), ::testing::HasSubstr("kedge_edgehub_connected 0"));
+}
+
+// KubeEdge 1.12-1.16 edges send CSRs for CN kubeedge.io and name the node in
+// the NodeName header: the token vouches for that node, and the certificate
+// issued names it, so the channel is bound to it. Any other foreign CN is
+// refused, saying what was expected.
+TEST_F(Channel, AStockEdgesKubeedgeIoCsrGetsACertificateForItsNode) {
+  start_cloud();
+  std::ifstream in(root_ / "cloud/data/cloudhub/token");
+  std::string token;
+  std::getline(in, token);
+  ASSERT_GT(token.size(), 65u);
+  auto ctx = net::client_context({}, /*verify=*/false);
+  ASSERT_TRUE(ctx.status) << ctx.status.message();
+  auto key = pki::generate_key();
+  auto ask = [&](const std::string& cn) {
+    auto csr = pki::make_csr(key.get(), {cn, ""});
+    EXPECT_TRUE(csr.status);
+    net::HttpRequest r;
+    r.method = "GET";
+    r.target = "/edge.crt";
+    r.headers = {{"NodeName", "stock-7"}, {"Authorization", "Bearer " + token.substr(65)}};
+    r.body = pki::csr_der(csr.value.get());
+    return net::http_request_sync(ctx.ctx, "127.0.0.1", https_port_, r, 5s);
+  };
+  auto ok = ask("kubeedge.io");
+  ASSERT_TRUE(ok.status) << ok.status.message();
+  ASSERT_EQ(ok.http_status, 200) << ok.body;
+  auto cert = pki::cert_from_der(ok.body);
+  ASSERT_TRUE(cert.status) << cert.status.message();
+  EXPECT_EQ(pki::common_name(cert.value.get()), "system:node:stock-7");
+  auto refused = ask("someone-else");
+  ASSERT_TRUE(refused.status) << refused.status.message();
+  EXPECT_EQ(refused.http_status, 403);
+  EXPECT_THAT(refused.body, ::testing::HasSubstr("CSR is for 'someone-else', expected "
+                                                 "'system:node:stock-7' (or 'kubeedge.io'"));
 }
 
 TEST_F(Channel, AnExpiredOrForgedJwtIsRefusedByTheCloud) {

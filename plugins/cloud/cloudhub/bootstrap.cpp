@@ -6,6 +6,8 @@
 #include "cloud_ca.h"
 #include "cloudhub.h"
 
+#include "contracts/wire.h"
+
 namespace kedge::cloudhub {
 
 using namespace std::chrono_literals;
@@ -55,9 +57,16 @@ net::HttpResponse CloudHub::bootstrap(const net::HttpRequest& r) {
   auto csr = pki::csr_from_der(r.body);
   if (!csr.ok()) return text(400, "body is not a DER certificate request: " + csr.status.message());
   std::string cn = pki::csr_common_name(csr.value.get());
-  if (cn != "system:node:" + node && !s_.allow_legacy_cert_cn)
-    return text(403, "CSR is for '" + cn + "', expected 'system:node:" + node + "'");
   pki::SignOptions o;
+  // A 1.12-1.16 edge asks for CN kubeedge.io whatever its name: the token
+  // (or its current certificate) vouches for the node named in NodeName, so
+  // it gets a certificate for that node, which binds its channel to it.
+  if (cn == kedge::contracts::wire::kLegacyEdgeCsrCn)
+    o.subject = {"system:node:" + node, "system:nodes"};
+  else if (cn != "system:node:" + node && !s_.allow_legacy_cert_cn)
+    return text(403, "CSR is for '" + cn + "', expected 'system:node:" + node + "' (or '" +
+                         std::string(kedge::contracts::wire::kLegacyEdgeCsrCn) +
+                         "', as KubeEdge 1.12-1.16 edges send)");
   o.days = 0;
   o.seconds = s_.edge_cert_validity_s;
   o.usages = pki::kClientAuth;

@@ -47,6 +47,11 @@ inline constexpr std::string_view kDynamicController = "dynamiccontroller";
 inline constexpr std::string_view kNodeUpgradeController = "nodeupgradejobcontroller";
 }  // namespace source
 
+// The common name KubeEdge 1.12-1.16 edges put in every certificate request
+// (edge/pkg/edgehub/certificate; 1.17+ send system:node:<name>): the node's
+// name comes in the NodeName header instead.
+inline constexpr std::string_view kLegacyEdgeCsrCn = "kubeedge.io";
+
 // Whether a message EdgeHub handed over came from the cloud: MetaManager
 // treats cloudhub, cloudStream, devicecontroller, edgecontroller and
 // synccontroller as cloud modules (KubeEdge's edge/pkg/metamanager), kedge

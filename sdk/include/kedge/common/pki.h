@@ -1,6 +1,6 @@
 // TLS/PKI helpers on OpenSSL: keys, a CA, CSRs, signing, hashing, and the
-// HS256 JWTs of KubeEdge's join token (KubeEdge 1.12 cloud/pkg/cloudhub/servers/httpserver). DER and PEM blobs are
-// held in std::string (binary-safe).
+// HS256 JWTs of KubeEdge's join token (KubeEdge 1.12 cloud/pkg/cloudhub/servers/httpserver). DER
+// and PEM blobs are held in std::string (binary-safe).
 #pragma once
 
 #include <chrono>
@@ -62,10 +62,14 @@ struct SignOptions {
   unsigned usages = kClientAuth;
   std::vector<std::string> dns_names;  // subjectAltName DNS entries
   std::vector<std::string> ips;        // subjectAltName IP entries
+  // sign_csr: when common_name is set, the certificate's subject is this
+  // name instead of the CSR's.
+  Name subject;
 };
 
 // Signs a CSR with the CA: the CSR's own signature is checked, the subject is
-// copied, the serial is random, KeyUsage digitalSignature|keyEncipherment.
+// copied (or replaced by opts.subject), the serial is random, KeyUsage
+// digitalSignature|keyEncipherment.
 KEDGE_EXPORT Result<Cert> sign_csr(X509* ca, EVP_PKEY* ca_key, X509_REQ* csr,
                                    const SignOptions& opts);
 // A server or client certificate for `key`, signed by the CA, without a CSR.
