@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <deque>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <thread>
 
 #include "kedge/testing/harness.h"
@@ -38,7 +41,24 @@ class CloudEdge : public ::testing::Test {
   void TearDown() override {
     edge_.reset();
     cloud_.reset();
+    if (HasFailure()) dump_logs();
     fs::remove_all(root_);
+  }
+  // On a failure, the logs of the processes a test started (mapper.log, ...)
+  // are printed before the directory goes.
+  void dump_logs() {
+    std::error_code ec;
+    for (auto& e : fs::recursive_directory_iterator(root_, ec)) {
+      if (!e.is_regular_file() || e.path().extension() != ".log") continue;
+      std::ifstream in(e.path());
+      std::deque<std::string> tail;
+      for (std::string line; std::getline(in, line);) {
+        tail.push_back(line);
+        if (tail.size() > 80) tail.pop_front();
+      }
+      std::cerr << "---- " << e.path().string() << " (last " << tail.size() << " lines)\n";
+      for (auto& l : tail) std::cerr << l << "\n";
+    }
   }
   void start_cloud() {
     cloud_ = std::make_unique<Harness>(

@@ -191,6 +191,8 @@ TEST_F(Dmi, AStandaloneMapperOverGrpcSurvivesKillsAndEdgeRestarts) {
   auto [qs, live] =
       edge_->request("dmi", make_message("test", "dmi", "query", "device/default/sim-2"), 5s);
   ASSERT_TRUE(qs);
+  ASSERT_TRUE(live->content.is_object() && live->content.as_object().contains("device"))
+      << json::serialize(live->content);
   EXPECT_EQ(live->content.at("device").at("metadata").at("name"), "sim-2");
   EXPECT_EQ(live->content.at("status").at("twins").as_array().size(), 2u);
   // Device-as-a-Service.
