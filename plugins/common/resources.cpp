@@ -14,6 +14,7 @@ const std::vector<Resource>& resources() {
       {"", "v1", "services", "Service", true, true, {"svc"}},
       {"", "v1", "endpoints", "Endpoints", true, false, {"ep"}},
       {"", "v1", "serviceaccounts", "ServiceAccount", true, false, {"sa"}},
+      {"coordination.k8s.io", "v1", "leases", "Lease", true, false},
       {"devices.kubeedge.io", "v1beta1", "devices", "Device", true, true},
       {"devices.kubeedge.io", "v1beta1", "devicemodels", "DeviceModel", true, false},
       {"operations.kubeedge.io", "v1alpha1", "nodeupgradejobs", "NodeUpgradeJob", false, true},

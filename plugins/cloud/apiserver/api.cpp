@@ -3,7 +3,9 @@
 #include "api_detail.h"
 #include "kedge/mapper/device.h"
 
+#include "defaults.h"
 #include "k8s.h"
+#include "patch.h"
 
 #include <openssl/rand.h>
 
@@ -17,27 +19,10 @@ namespace kedge::api {
 namespace json = boost::json;
 using namespace detail;
 
-// ---- merge patch (RFC 7386) ----
-
-json::value merge_patch(const json::value& target, const json::value& patch) {
-  if (!patch.is_object()) return patch;
-  json::value result = target.is_object() ? target : json::object{};
-  auto& r = result.as_object();
-  for (auto& [k, v] : patch.as_object()) {
-    if (v.is_null()) {
-      r.erase(k);
-    } else {
-      auto it = r.find(k);
-      r[k] = merge_patch(it == r.end() ? json::value() : it->value(), v);
-    }
-  }
-  return result;
-}
-
 // ---- the API ----
 
 Status Api::bootstrap() {
-  for (const char* ns : {"default", "kube-system", "kube-public"}) {
+  for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
     json::object o{
         {"apiVersion", "v1"},
         {"kind", "Namespace"},
@@ -89,11 +74,13 @@ std::variant<Filter, Response> filter_of(const Target& t) {
   return f;
 }
 
-// What a node may do: read everything; write its own Node, and the status
-// of pods bound to it.
+// What a node may do: read everything; write its own Node, its own Lease in
+// kube-node-lease, and the status of pods bound to it.
 bool node_may(const Identity& who, const Request& r, const Target& t, store::Store& s) {
   if (r.method == "GET") return true;
   if (t.res->plural == "nodes") return t.name == who.name && r.method != "DELETE";
+  if (t.res->plural == "leases")
+    return t.ns == "kube-node-lease" && (t.name == who.name || r.method == "POST");
   if (t.res->plural == "pods" && t.status && (r.method == "PUT" || r.method == "PATCH")) {
     auto cur = s.get(key_of(*t.res, t.ns, t.name));
     if (!cur.ok()) return false;
@@ -267,6 +254,7 @@ Response Api::handle(const Request& r) {
                          ") does not match the namespace of the request (" + t.ns + ")");
     if (md.contains("resourceVersion") && !str_at(v, {"metadata", "resourceVersion"}).empty())
       causes.push_back({"metadata.resourceVersion", "must not be set on create"});
+    defaults::apply(res.kind, v);  // as kube-apiserver: a kubelet relies on them
     for (auto& c : check_spec(res, v)) causes.push_back(c);
     if (!causes.empty()) return invalid(res, name, causes);
     md["name"] = name;
@@ -300,6 +288,21 @@ Response Api::handle(const Request& r) {
       bool ok = true;
       expected = parse_rv(field_at(opts, "preconditions.resourceVersion"), ok);
       if (!ok) return bad_request("preconditions.resourceVersion is not a resource version");
+      // A UID precondition (a kubelet deletes the pod it ran, not a newer
+      // one of the same name): checked against the stored object, which is
+      // then removed only at the version that was checked.
+      if (std::string uid = field_at(opts, "preconditions.uid"); !uid.empty()) {
+        auto cur = store_.get(key_of(res, t.ns, t.name));
+        if (!cur.ok()) return from_status(cur.status, res, t.name);
+        json::error_code pec;
+        auto obj = json::parse(cur.value.value, pec);
+        std::string have = pec ? std::string() : str_at(obj, {"metadata", "uid"});
+        if (have != uid)
+          return status_error(
+              409, "Conflict",
+              "Precondition failed: UID in precondition: " + uid + ", UID in object meta: " + have);
+        if (expected == 0) expected = cur.value.mod_rev;
+      }
     }
     auto d = store_.remove(key_of(res, t.ns, t.name), expected);
     if (!d.ok()) return from_status(d.status, res, t.name);
@@ -319,12 +322,15 @@ Response Api::handle(const Request& r) {
       return status_error(405, "MethodNotAllowed", r.method + " needs an object name");
     std::string key = key_of(res, t.ns, t.name);
     json::value patch;
+    bool strategic = false;
     if (r.method == "PATCH") {
       std::string ct = r.content_type.substr(0, r.content_type.find(';'));
+      strategic = ct == "application/strategic-merge-patch+json";
       if (ct != "application/merge-patch+json" && ct != "application/strategic-merge-patch+json")
-        return status_error(
-            415, "UnsupportedMediaType",
-            "the body of a PATCH must be application/merge-patch+json, not \"" + ct + "\"");
+        return status_error(415, "UnsupportedMediaType",
+                            "the body of a PATCH must be application/merge-patch+json or "
+                            "application/strategic-merge-patch+json, not \"" +
+                                ct + "\"");
       json::error_code ec;
       patch = json::parse(r.body, ec);
       if (ec || !patch.is_object())
@@ -337,7 +343,12 @@ Response Api::handle(const Request& r) {
       json::value next;
       int64_t expected = cur.value.mod_rev;
       if (r.method == "PATCH") {
-        next = merge_patch(old, patch);
+        if (strategic) {
+          if (Status ps = patch::strategic_merge(old, patch, res.kind, next); !ps)
+            return invalid(res, t.name, {{"patch", ps.message()}});
+        } else {
+          next = patch::json_merge(old, patch);
+        }
         if (auto* o = next.if_object())
           if (auto m = o->find("metadata"); m != o->end() && m->value().is_object())
             m->value().as_object().erase("resourceVersion");
@@ -378,9 +389,11 @@ Response Api::handle(const Request& r) {
           no.erase("status");
         }
       }
-      if (!t.status)
+      if (!t.status) {
+        defaults::apply(res.kind, next);
         if (auto causes = check_spec(res, next); !causes.empty())
           return invalid(res, t.name, causes);
+      }
       auto& fo = next.as_object();
       int64_t gen = generation_of(oo);
       fo["metadata"].as_object()["generation"] = spec_changed(fo, oo) ? gen + 1 : gen;

@@ -107,7 +107,4 @@ class Api {
 // resource path.
 bool attributes_of(const Request& r, Attributes& out);
 
-// Exposed for tests (label selectors are in k8s.h).
-boost::json::value merge_patch(const boost::json::value& target, const boost::json::value& patch);
-
 }  // namespace kedge::api

@@ -9,7 +9,9 @@
 //   queue keyed by object (a newer version replaces an older one still
 //   queued), sent, and resent with back-off until the edge ACKs it.
 // * Upstream (edge -> cloud): resources are prefixed with node/<id>/, routed to
-//   a controller by wire group, de-duplicated by msg_id, and ACKed.
+//   a controller by wire group (or by source, as CloudCore, for a group it
+//   does not route), de-duplicated by msg_id, and ACKed to edges that ask
+//   for ACKs; an answer is sent again if its request comes again.
 #include "cloudhub.h"
 
 #include "channel.h"
@@ -230,6 +232,8 @@ void CloudHub::on_connection(net::WsPtr c) {
   }
   Session& s = sessions_[node];
   s.conn = c;
+  auto acks = c->peer().headers.find("kedge-acks");
+  s.acks = acks != c->peer().headers.end() && acks->second == "1";
   connected_->set(static_cast<int64_t>(sessions_.size()));
   std::weak_ptr<net::WsConnection> weak = c;
   c->start([this, node, weak](std::string&& text) { on_text(node, weak, std::move(text)); },
@@ -319,7 +323,14 @@ void CloudHub::on_text(const std::string& node, const std::weak_ptr<net::WsConne
   if (!m.is_response()) {
     if (s.ids.count(m.header.id)) {
       duplicates_->inc();
-      ack_upstream(conn, m);  // its ACK was lost: ACK again
+      // Its answer was lost or is late: the same answer again (a stock edge
+      // retries a timed-out request with the same id); its ACK was lost:
+      // ACK again.
+      auto& rp = replies_[node];
+      if (auto r = rp.frames.find(m.header.id); r != rp.frames.end())
+        (void)conn->send(r->second);
+      else
+        ack_upstream(node, conn, m);
       return;
     }
   }
@@ -327,37 +338,64 @@ void CloudHub::on_text(const std::string& node, const std::weak_ptr<net::WsConne
   auto shared = kedge::share(std::move(m));
   if (shared->is_response()) {  // an answer to a controller's request
     if (Status st = ctx_->respond(shared); !st)
-      log_->debug("node {}: response {} not delivered: {}", node, shared->header.id, st.message());
+      log_->debug("node {}: response {} ({} {} from {}) not delivered: {}", node,
+                  shared->header.id, shared->route.operation, shared->route.resource,
+                  shared->route.source, st.message());
     return;
   }
-  // Device reports come in group resource from stock edges (KubeEdge twin uploads):
-  // they are the device controller's, as twin messages are.
-  std::string group = shared->route.group;
-  if (group == kedge::contracts::wire::group::kResource) {
-    std::string rest = kedge::channel::trim_for_edge(shared->route.resource);
-    if (rest.rfind("device/", 0) == 0 || rest.rfind("membership", 0) == 0)
-      group = std::string(kedge::contracts::wire::group::kTwin);
-  }
-  auto route = routes_.find(group);
-  if (route == routes_.end()) {
-    log_->warn("node {}: no controller for group '{}' (op {} on {}); acknowledged and dropped",
-               node, shared->route.group, shared->route.operation, shared->route.resource);
+  std::string controller = controller_for(*shared);
+  if (controller.empty()) {
+    log_->warn("node {}: no controller for group '{}' from '{}' (op {} on {}); dropped", node,
+               shared->route.group, shared->route.source, shared->route.operation,
+               shared->route.resource);
     remember(s, shared->header.id);
-    ack_upstream(conn, *shared);
+    ack_upstream(node, conn, *shared);
     return;
   }
-  Status st = ctx_->send(route->second, shared);
+  Status st = ctx_->send(controller, shared);
   if (st.code() == Code::kFull) {
     // Not ACKed: the edge keeps it in its outbox and sends it again.
-    log_->warn("node {}: {} is busy ({}); message {} will come again", node, route->second,
+    log_->warn("node {}: {} is busy ({}); message {} will come again", node, controller,
                st.message(), shared->header.id);
     return;
   }
   if (!st)
-    log_->warn("node {}: message {} for {} not delivered: {}", node, shared->header.id,
-               route->second, st.message());
+    log_->warn("node {}: message {} for {} not delivered: {}", node, shared->header.id, controller,
+               st.message());
   remember(s, shared->header.id);
-  ack_upstream(conn, *shared);
+  ack_upstream(node, conn, *shared);
+}
+
+std::string CloudHub::controller_for(const Message& m) const {
+  namespace wire = kedge::contracts::wire;
+  std::string group = m.route.group;
+  // Device reports come in group resource from stock edges (KubeEdge twin
+  // uploads): they are the device controller's, as twin messages are.
+  if (group == wire::group::kResource) {
+    std::string rest = kedge::channel::trim_for_edge(m.route.resource);
+    if (rest.rfind("device/", 0) == 0 || rest.rfind("membership", 0) == 0)
+      group = std::string(wire::group::kTwin);
+  }
+  if (auto r = routes_.find(group); r != routes_.end()) return r->second;
+  // A group kedge does not route (a stock edge's `meta` requests): by
+  // source, as CloudCore's ChannelMessageQueue.Publish.
+  const std::string& src = m.route.source;
+  std::string_view by = src == wire::source::kTwin         ? wire::group::kTwin
+                        : src == wire::source::kMetaServer ? wire::group::kDynamicController
+                                                           : wire::group::kResource;
+  auto r = routes_.find(std::string(by));
+  return r == routes_.end() ? std::string() : r->second;
+}
+
+void CloudHub::keep_reply(const std::string& node, const std::string& request_id,
+                          std::string frame) {
+  if (request_id.empty()) return;
+  auto& rp = replies_[node];
+  if (rp.frames.emplace(request_id, std::move(frame)).second) rp.order.push_back(request_id);
+  while (rp.order.size() > 256) {
+    rp.frames.erase(rp.order.front());
+    rp.order.pop_front();
+  }
 }
 
 void CloudHub::remember(Recent& s, const std::string& id) {
@@ -369,9 +407,11 @@ void CloudHub::remember(Recent& s, const std::string& id) {
   }
 }
 
-void CloudHub::ack_upstream(const net::WsPtr& conn, const Message& m) {
+void CloudHub::ack_upstream(const std::string& node, const net::WsPtr& conn, const Message& m) {
   // A sync request is answered by its controller; that answer is its ACK.
+  // Only edges that asked for ACKs get them (CloudCore never ACKs upstream).
   if (!s_.ack_upstream || m.header.sync) return;
+  if (auto it = sessions_.find(node); it == sessions_.end() || !it->second.acks) return;
   Message ack = kedge::new_response(m, boost::json::string("OK"));
   ack.route.resource = kedge::channel::trim_for_edge(m.route.resource);
   (void)conn->send(kedge::json::encode(ack) + "\n");
@@ -478,7 +518,9 @@ void CloudHub::send_now(const std::string& node, const Message& m) {
     log_->debug("node {} is not connected; response {} not sent", node, m.header.id);
     return;
   }
-  (void)s->second.conn->send(kedge::json::encode(m) + "\n");
+  std::string frame = kedge::json::encode(m) + "\n";
+  keep_reply(node, m.header.parent_id, frame);
+  (void)s->second.conn->send(frame);
 }
 
 std::chrono::milliseconds CloudHub::ack_timeout() const {

@@ -75,6 +75,17 @@ class CloudHub final : public kedge::Plugin {
   };
   struct Session {
     net::WsPtr conn;
+    // The edge said at connect (header kedge-acks) that it keeps an outbox
+    // and wants each upstream message ACKed; a stock KubeEdge edge does not,
+    // and would take an ACK for the answer to its request.
+    bool acks = false;
+  };
+  // Answers sent lately to a node's requests, by request id: a stock edge
+  // sends a timed-out request again with the same id and must get the same
+  // answer again.
+  struct Replies {
+    std::deque<std::string> order;
+    std::unordered_map<std::string, std::string> frames;
   };
 
   // ---- the CA and the bootstrap endpoint (bootstrap.cpp) ----
@@ -102,7 +113,13 @@ class CloudHub final : public kedge::Plugin {
   void on_text(const std::string& node, const std::weak_ptr<net::WsConnection>& weak,
                std::string&& text);
   void remember(Recent& s, const std::string& id);
-  void ack_upstream(const net::WsPtr& conn, const Message& m);
+  void ack_upstream(const std::string& node, const net::WsPtr& conn, const Message& m);
+  // The controller for an upstream message: by wire group (kedge's edges,
+  // `routes`), else by source as CloudCore 1.12 routes (twin -> the device
+  // controller, metaServer -> dynamiccontroller, anything else -> the edge
+  // controller); empty if none is configured.
+  std::string controller_for(const Message& m) const;
+  void keep_reply(const std::string& node, const std::string& request_id, std::string frame);
   // An ACK from the edge for a downstream message: true if it was one.
   bool on_ack(const std::string& node, const Message& m);
 
@@ -135,6 +152,7 @@ class CloudHub final : public kedge::Plugin {
   std::map<std::string, Session> sessions_;
   std::optional<kedge::reliable::Queues> queues_;  // one per node
   std::map<std::string, Recent> recent_;
+  std::map<std::string, Replies> replies_;
   bool stopped_ = true;
   kedge::Gauge *connected_ = nullptr, *pending_gauge_ = nullptr, *resync_gauge_ = nullptr;
   kedge::Counter *acked_ = nullptr, *resent_ = nullptr, *replaced_ = nullptr, *stale_ = nullptr,

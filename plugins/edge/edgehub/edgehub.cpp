@@ -223,6 +223,16 @@ void EdgeHub::finish_switch() {
   fs::rename(dir_ / "edge.crt.new", dir_ / "edge.crt", ec);
 }
 
+// KubeEdge's headers, and kedge-acks when this edge keeps an outbox and
+// wants each upstream message ACKed (a cloud that does not know the header
+// ignores it; cloudhub ACKs only the edges that send it).
+std::map<std::string, std::string> EdgeHub::connect_headers() const {
+  std::map<std::string, std::string> h{
+      {"node_id", node_}, {"project_id", s_.project_id}, {"ConnectionUse", "msg"}};
+  if (s_.expect_acks) h["kedge-acks"] = "1";
+  return h;
+}
+
 void EdgeHub::connect() {
   if (stopped_) return;
   finish_switch();
@@ -252,8 +262,7 @@ void EdgeHub::connect() {
   o.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
   std::string project = s_.project_id;
   net::ws_connect(ctx_->executor(), tls.ctx, server_.host, server_.port,
-                  "/" + project + "/" + node_ + "/events",
-                  {{"node_id", node_}, {"project_id", project}, {"ConnectionUse", "msg"}}, o,
+                  "/" + project + "/" + node_ + "/events", connect_headers(), o,
                   [this](Status s, net::WsPtr c) {
                     if (stopped_) {
                       if (c) c->close({Code::kUnavailable, "stopping"});

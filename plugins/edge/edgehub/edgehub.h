@@ -81,6 +81,7 @@ class EdgeHub final : public kedge::Plugin {
   // only once both are complete).
   void finish_switch();
   void connect();
+  std::map<std::string, std::string> connect_headers() const;
   void connect_failed(const std::string& why);
   // Exponential back-off with full jitter in [base/2, base].
   std::chrono::milliseconds next_backoff();
