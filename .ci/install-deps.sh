@@ -13,6 +13,7 @@ PKGS=(
   etcd-server wrk libyaml-cpp-dev curl
   containerd runc containernetworking-plugins busybox-static iproute2 procps
   libmodbus-dev libmosquitto-dev mosquitto mosquitto-clients
+  xz-utils libsqlite3-0                 # the stock EdgeCore of the interop test
 )
 missing=()
 for p in "${PKGS[@]}"; do
