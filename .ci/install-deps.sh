@@ -14,6 +14,7 @@ PKGS=(
   containerd runc containernetworking-plugins busybox-static iproute2 procps
   libmodbus-dev libmosquitto-dev mosquitto mosquitto-clients
   xz-utils libsqlite3-0                 # the stock EdgeCore of the interop test
+  python3-grpcio python3-protobuf       # the Python DMI mapper built from KubeEdge's proto
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -10,6 +10,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <fstream>
+#include <sstream>
 
 #include "../common/process.h"
 #include "cloud_edge.h"
@@ -216,6 +218,109 @@ TEST_F(Dmi, AStandaloneMapperOverGrpcSurvivesKillsAndEdgeRestarts) {
   set_desired("sim-2", "32");
   EXPECT_TRUE(Harness::eventually([&] { return reported("sim-2", "setpoint") == "32"; }, 20s));
   EXPECT_EQ(mapper->kill(SIGTERM), 0);  // a clean exit on SIGTERM
+}
+
+// A mapper process that owes nothing to kedge: Python, with stubs generated
+// from KubeEdge's published DMI proto (../shared/peers), not kedge's copy.
+// It counts the calls it gets: one RegisterDevice and one CreateDeviceModel,
+// no UpdateDevice while only its own reports change the Device, one per
+// desired value, and RemoveDevice/RemoveDeviceModel when the device goes.
+std::string stock_dmi_proto() {
+  if (const char* p = std::getenv("KEDGE_PEERS"))
+    return std::string(p) + "/kubeedge-dmi-v1beta1.proto";
+  return KEDGE_SHARED_DIR "/peers/kubeedge-dmi-v1beta1.proto";
+}
+
+TEST_F(Dmi, AStockPythonMapperIsCalledOnlyWhenWhatItIsGivenChanges) {
+  if (!std::filesystem::exists(stock_dmi_proto()))
+    GTEST_SKIP() << "needs KubeEdge's DMI proto at " << stock_dmi_proto() << " (../shared/peers)";
+  if (std::system("/usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null") != 0 ||
+      !std::filesystem::exists("/usr/bin/grpc_python_plugin"))
+    GTEST_SKIP() << "needs python3-grpcio, python3-protobuf and protobuf-compiler-grpc";
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(connected());
+  ASSERT_EQ(api("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devicemodels",
+                json::parse(kModel))
+                .first,
+            201);
+  ASSERT_EQ(api("POST", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices",
+                json::parse(device("py-1", "python", "sine", "25")))
+                .first,
+            201);
+  std::string counts_file = (root_ / "counts.json").string();
+  testing::Process mapper({"/usr/bin/python3", KEDGE_TEST_SOURCE_DIR "/interop/stock_dmi_mapper.py",
+                           "--proto", stock_dmi_proto(), "--dmi-socket", dmi_socket(), "--socket",
+                           (root_ / "python.sock").string(), "--protocol", "python", "--counts",
+                           counts_file, "--cycle-ms", "200"},
+                          (root_ / "mapper.log").string());
+  auto counts = [&] {
+    std::ifstream in(counts_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json::error_code ec;
+    auto v = json::parse(ss.str(), ec);
+    return ec || !v.is_object() ? json::value(json::object{}) : v;
+  };
+  auto calls = [&](const char* rpc) -> int64_t {
+    auto v = counts();
+    auto* n = v.is_object() && v.as_object().contains("calls")
+                  ? v.at("calls").as_object().if_contains(rpc)
+                  : nullptr;
+    return n ? n->to_number<int64_t>() : 0;
+  };
+  auto reports = [&]() -> int64_t {
+    auto v = counts();
+    return v.as_object().contains("sent") ? v.at("sent").at("reports").to_number<int64_t>() : 0;
+  };
+  // It registers (withData carries the device, or RegisterDevice does) and
+  // its reports reach the Device's status in the cloud.
+  ASSERT_TRUE(Harness::eventually([&] { return calls("MapperRegister") == 1; }, 20s))
+      << json::serialize(counts());
+  EXPECT_TRUE(Harness::eventually([&] { return reported("py-1", "setpoint") == "25"; }, 20s))
+      << json::serialize(get_device("py-1"));
+  EXPECT_TRUE(Harness::eventually([&] { return !reported("py-1", "temperature").empty(); }, 20s));
+  EXPECT_TRUE(Harness::eventually([&] { return state("py-1") == "online"; }, 20s));
+  auto devices = counts().at("devices");
+  EXPECT_EQ(json::serialize(devices), R"(["default/py-1"])");
+  // A steady period: every report changes the Device's status, none of it
+  // is the mapper's business.
+  int64_t reg0 = calls("RegisterDevice"), upd0 = calls("UpdateDevice"), rep0 = reports(),
+          model0 = calls("UpdateDeviceModel");
+  EXPECT_EQ(upd0, 0) << "the device's spec has not changed since it was given: "
+                     << json::serialize(counts());
+  std::this_thread::sleep_for(4s);
+  EXPECT_GE(reports() - rep0, 8) << json::serialize(counts());
+  EXPECT_EQ(calls("UpdateDevice"), upd0) << json::serialize(counts());
+  EXPECT_EQ(calls("RegisterDevice"), reg0);
+  EXPECT_EQ(calls("UpdateDeviceModel"), model0);
+  // A new desired value is one UpdateDevice, and the mapper's value follows.
+  auto d31 = json::parse(device("py-1", "python", "sine", "31"));
+  ASSERT_EQ(api("PATCH", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices/py-1",
+                json::object{{"spec", d31.at("spec")}}, "application/merge-patch+json")
+                .first,
+            200);
+  EXPECT_TRUE(Harness::eventually([&] { return reported("py-1", "setpoint") == "31"; }, 20s));
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(calls("UpdateDevice"), 1) << json::serialize(counts());
+  // The edge asks the mapper for the device as it has it (GetDevice).
+  auto [qs, live] =
+      edge_->request("dmi", make_message("test", "dmi", "query", "device/default/py-1"), 5s);
+  ASSERT_TRUE(qs);
+  ASSERT_TRUE(live->content.is_object() && live->content.as_object().contains("device"))
+      << json::serialize(live->content);
+  EXPECT_EQ(live->content.at("device").at("metadata").at("name"), "py-1");
+  EXPECT_EQ(calls("GetDevice"), 1);
+  // The device goes: RemoveDevice, and its model, no longer used, goes too.
+  ASSERT_EQ(
+      api("DELETE", "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices/py-1").first,
+      200);
+  EXPECT_TRUE(Harness::eventually([&] { return calls("RemoveDevice") == 1; }, 20s))
+      << json::serialize(counts());
+  EXPECT_TRUE(Harness::eventually([&] { return calls("RemoveDeviceModel") == 1; }, 20s))
+      << json::serialize(counts());
+  EXPECT_EQ(calls("UpdateDevice"), 1);
+  EXPECT_EQ(mapper.kill(SIGTERM), 0);
 }
 
 // A mapper's side written by hand: it can hang in RegisterDevice, as a

@@ -46,11 +46,26 @@ using namespace std::chrono_literals;
 
 std::string ns_or_default(std::string ns) { return ns.empty() ? "default" : ns; }
 
-// FNV-1a of an object's JSON text: what a mapper acknowledged, compared
+// What a mapper acts on: the object's name, namespace and spec (a v1beta1
+// device's desired values are in spec.properties[].desired). Its status
+// (reported and observed values, state), resourceVersion and managed fields
+// change with every report cycle; a mapper built on KubeEdge's
+// mapper-framework stops and restarts a device on each UpdateDevice
+// (DevPanel.UpdateDev), so they must not cause one.
+json::value mapper_view(const json::value& v) {
+  json::object meta;
+  for (const char* k : {"name", "namespace"})
+    if (auto* x = kedge::json_path::find(v, {"metadata", k})) meta[k] = *x;
+  json::object out{{"metadata", std::move(meta)}};
+  if (auto* spec = kedge::json_path::find(v, {"spec"})) out["spec"] = *spec;
+  return out;
+}
+
+// FNV-1a of that view's JSON text: what a mapper acknowledged, compared
 // with what it should have.
 uint64_t digest(const json::value& v) {
   uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : json::serialize(v)) h = (h ^ c) * 1099511628211ull;
+  for (unsigned char c : json::serialize(mapper_view(v))) h = (h ^ c) * 1099511628211ull;
   return h;
 }
 std::string key_of(const json::value& obj) {
