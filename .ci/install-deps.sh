@@ -13,7 +13,7 @@ PKGS=(
   etcd-server wrk libyaml-cpp-dev curl
   containerd runc containernetworking-plugins busybox-static iproute2 procps
   libmodbus-dev libmosquitto-dev mosquitto mosquitto-clients
-  xz-utils libsqlite3-0                 # the stock EdgeCore of the interop test
+  xz-utils libsqlite3-0 sqlite3         # the stock EdgeCore of the interop test, and its tables
   python3-grpcio python3-protobuf       # the Python DMI mapper built from KubeEdge's proto
 )
 missing=()

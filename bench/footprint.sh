@@ -16,6 +16,9 @@
 #   edge-no-grpc    the same without dmi-grpc (mappers as plugins only)
 #   edge            config/edgecore.toml with edged on a private containerd
 #                   (root; scripts/containerd.sh)
+#   stock-edgecore  KubeEdge's EdgeCore v1.12.7 from ../shared/peers with the
+#                   same modules on the same containerd (root); side by side
+#                   with `edge`: bench/side_by_side.sh
 # The edge with 10,000 cached objects, before and after listing them all
 # through MetaServer: bench/metaserver_load.sh.
 # usage: bench/footprint.sh [BUILD_DIR] [SECONDS] [AGENT...]   (default: all)
@@ -34,6 +37,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -n "$containerd_dir" ] && bash "$src/scripts/containerd.sh" stop "$containerd_dir" >/dev/null 2>&1 || true
+  # a kubelet's mounts under its data dir
+  awk -v d="$work/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }
 port() { free_port; }
@@ -190,6 +195,13 @@ for l in open(f"/proc/{pid}/smaps") if want else []:
 PY
 }
 
+sock=
+start_containerd() {  # one private containerd for every agent that runs pods; its socket in $sock
+  [ -n "$containerd_dir" ] && return 0
+  containerd_dir="$work/containerd"
+  sock=$(bash scripts/containerd.sh start "$containerd_dir" | tail -1)
+}
+
 pid=
 run_agent() {  # run_agent NAME MANIFEST: starts it; its pid in $pid
   ${FOOTPRINT_WRAP:-} "$kedge" run "$2" >"$work/$1.log" 2>&1 &  # e.g. FOOTPRINT_WRAP="heaptrack -o /tmp/h"
@@ -260,8 +272,7 @@ print(re.sub(r"\[\[plugin\]\]\nname = \"(" + sys.argv[1] + r")\".*?(?=\n\[\[plug
         continue
       fi
       start_cloud
-      containerd_dir="$work/containerd"
-      sock=$(bash scripts/containerd.sh start "$containerd_dir" | tail -1)
+      start_containerd
       edge_manifest config/edgecore.toml edge >"$work/edge.toml"
       sed -i -e "s|unix:///run/containerd/containerd.sock|unix://$sock|" \
         -e "/^name = \"metaserver\"/a [plugin.config]\nport = $(port)" \
@@ -269,6 +280,33 @@ print(re.sub(r"\[\[plugin\]\]\nname = \"(" + sys.argv[1] + r")\".*?(?=\n\[\[plug
       run_agent edge "$work/edge.toml"
       wait_for 60 node_ready edge || echo "# edge: node not Ready" >&2
       measure "full edge (edged on containerd)" "$pid"
+      stop_agent
+      ;;
+    stock-edgecore)
+      # KubeEdge's own EdgeCore v1.12.7 with the same modules (EdgeHub,
+      # MetaManager with MetaServer, DeviceTwin, Edged on the same private
+      # containerd; EventBus, EdgeStream, ServiceBus off), joined to the same
+      # kedge cloud (docs/compatibility.md).
+      peers=${KEDGE_PEERS:-$src/../shared/peers}
+      if [ "$(id -u)" -ne 0 ] || [ ! -x "$peers/stock-edgecore.sh" ]; then
+        echo "# stock-edgecore: skipped (needs root and $peers/stock-edgecore.sh)"
+        continue
+      fi
+      start_cloud
+      start_containerd
+      ec=$("$peers/stock-edgecore.sh" binary "$work/stock-bin")
+      mkdir -p /etc/kubeedge "$work/stock"
+      DATA="$work/stock/data" NODE=stock-edge HUB=127.0.0.1:$hub BOOT=127.0.0.1:$https \
+        TOKEN=$("$kedge" token create --manifest "$work/cloud.toml") CRI=$sock \
+        CNI_CONF="$containerd_dir/cni/conf" HEALTHZ_PORT=$(port) READONLY_PORT=$(port) \
+        METASERVER_PORT=$(port) "$peers/stock-edgecore.sh" config >"$work/stock/edgecore.yaml"
+      # (its kubelet writes kubelet.crt/.key into its working directory)
+      (cd "$work/stock" && exec "$ec" --config "$work/stock/edgecore.yaml") >"$work/stock.log" 2>&1 &
+      pid=$!
+      pids+=($pid)
+      # Its kubelet waits about a minute for the runtime's status.
+      wait_for 180 node_ready stock-edge || echo "# stock-edgecore: node not Ready" >&2
+      measure "stock EdgeCore v1.12.7 (edged on containerd)" "$pid"
       stop_agent
       ;;
     *) echo "unknown agent $a" >&2; exit 2 ;;
