@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kedge/testing/harness.h"
+#include "process.h"
 
 namespace kedge::testing {
 
@@ -69,19 +70,8 @@ class EtcdProcess {
                                      "--listen-peer-urls=" + purl,
                                      "--initial-advertise-peer-urls=" + purl,
                                      "--initial-cluster=kedge-test=" + purl};
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open((dir_ / "etcd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execvp("etcd", argv.data());
-      ::_exit(127);
-    }
+    pid_ = spawn_logged(args, (dir_ / "etcd.log").string(), true, &error_);
+    if (pid_ < 0) return;
     for (int i = 0; i < 200; ++i) {  // up to 10 s for the client port
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {

@@ -185,6 +185,7 @@ TEST_F(Dmi, AStandaloneMapperOverGrpcSurvivesKillsAndEdgeRestarts) {
                                    "--log-level",
                                    "debug"};
   auto mapper = std::make_unique<testing::Process>(argv, (root_ / "mapper.log").string());
+  ASSERT_TRUE(mapper->error().empty()) << mapper->error();
   EXPECT_TRUE(Harness::eventually([&] { return temperature_reported("sim-2"); }, 15s))
       << json::serialize(get_device("sim-2"));
   EXPECT_TRUE(Harness::eventually([&] { return reported("sim-2", "setpoint") == "25"; }, 15s));
