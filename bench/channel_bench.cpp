@@ -106,10 +106,10 @@ void BM_Baseline_TlsWebSocketEcho(benchmark::State& state) {
       net::WsServer::create(ex,
                             net::server_context(leaf("KubeEdge", pki::kServerAuth, "KubeEdge"),
                                                 net::ClientCert::kRequired)
-                                .ctx,
+                                .value,
                             {});
   std::string ack =
-      kedge::json::encode(kedge::new_response(pod(0), boost::json::string("OK"))) + "\n";
+      kedge::codec::encode(kedge::new_response(pod(0), boost::json::string("OK"))) + "\n";
   std::promise<void> listening;
   boost::asio::post(ex, [&] {
     (void)server->listen(
@@ -121,11 +121,11 @@ void BM_Baseline_TlsWebSocketEcho(benchmark::State& state) {
   });
   listening.get_future().wait();
   std::promise<net::WsPtr> pc;
-  net::ws_connect(ex, net::client_context(leaf("system:node:edge-1", pki::kClientAuth, "")).ctx,
+  net::ws_connect(ex, net::client_context(leaf("system:node:edge-1", pki::kClientAuth, "")).value,
                   "127.0.0.1", server->port(), "/", {{"node_id", "edge-1"}}, {},
                   [&](kedge::Status, net::WsPtr c) { pc.set_value(c); });
   net::WsPtr client = pc.get_future().get();
-  std::string frame = kedge::json::encode(pod(1)) + "\n";
+  std::string frame = kedge::codec::encode(pod(1)) + "\n";
   std::atomic<int64_t> answered{0};
   int64_t target = 0, sent = 0;
   std::promise<void>* done = nullptr;

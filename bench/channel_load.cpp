@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     auto c =
         pki::issue(ca.value.get(), ca_key.value.get(), k.get(), {"system:node:" + n.name, ""}, {});
     n.tls = net::client_context({ca_pem.value, pki::cert_pem(c.value.get()), pki::key_pem(k.get())})
-                .ctx;
+                .value;
   }
   boost::asio::io_context io;
   auto ex = boost::asio::make_strand(io);
@@ -105,13 +105,13 @@ int main(int argc, char** argv) {
   long deliveries = 0;
   Clock::time_point first_rx{}, last_rx{};
   auto on_text = [&](const net::WsPtr& c, std::string&& text) {
-    auto d = kedge::json::decode(text);
-    if (!d.status || d.message.is_response() || d.message.route.operation == "keepalive") return;
+    auto d = kedge::codec::decode(text);
+    if (!d.status || d.value.is_response() || d.value.route.operation == "keepalive") return;
     ++deliveries;
     auto now = Clock::now();
     if (received.empty()) first_rx = now;
-    if (received.insert(d.message.header.id).second) last_rx = now;
-    (void)c->send(kedge::json::encode(kedge::new_response(d.message, boost::json::string("OK"))) +
+    if (received.insert(d.value.header.id).second) last_rx = now;
+    (void)c->send(kedge::codec::encode(kedge::new_response(d.value, boost::json::string("OK"))) +
                   "\n");
   };
   std::function<void(Node&)> dial = [&](Node& n) {

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build}
+# ccache: the same sources in another checkout (a CI clone) hit the cache
+# this one filled; paths are hashed relative to the source tree.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 shift || true
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)

@@ -16,6 +16,7 @@
 
 #include "api_client.h"
 #include "columns.h"
+#include "contracts/apiserver.h"
 #include "contracts/modules.h"
 #include "kedge/common/json.h"
 #include "kedge/common/pki.h"
@@ -543,7 +544,7 @@ int cmd_config(const std::vector<std::string>& args) {
     for (auto& e : mr.errors) all += (all.empty() ? "" : "\n") + e;
     throw Failure{all, kUsage};
   }
-  int64_t port = 6443;
+  int64_t port = kedge::contracts::apiserver::kDefaultPort;
   bool found = false;
   for (auto& p : mr.manifest->plugins)
     if (p.name == kedge::contracts::kApiServer.default_name && p.enabled) {
@@ -552,8 +553,8 @@ int cmd_config(const std::vector<std::string>& args) {
         if (auto v = (*p.config)["port"].value<int64_t>()) port = *v;
     }
   if (!found) throw Failure{manifest + ": no enabled apiserver plugin"};
-  fs::path dir = mr.manifest->agent.data_dir / kedge::contracts::kApiServer.default_name;
-  auto token = pki::read_file((dir / "admin.token").string());
+  const fs::path& data_dir = mr.manifest->agent.data_dir;
+  auto token = pki::read_file(kedge::contracts::apiserver::admin_token_file(data_dir).string());
   if (!token.ok())
     throw Failure{token.status.message() + " (has the cloud run once to create it?)"};
   std::string tok = token.value.substr(0, token.value.find('\n'));
@@ -562,7 +563,8 @@ int cmd_config(const std::vector<std::string>& args) {
   fs::create_directories(fs::path(out).parent_path(), ec);
   std::string text = "# written by kedge config init from " + manifest + "\n" + "server = \"" +
                      server + "\"\n" + "token = \"" + tok + "\"\n" + "certificate_authority = \"" +
-                     fs::absolute(dir / "ca.crt").string() + "\"\n" + "namespace = \"default\"\n";
+                     fs::absolute(kedge::contracts::apiserver::ca_file(data_dir)).string() +
+                     "\"\n" + "namespace = \"default\"\n";
   if (Status s = pki::write_file(out, text, true); !s) throw Failure{s.message()};
   std::cout << "wrote " << out << " (server " << server << ")\n";
   return 0;

@@ -27,7 +27,7 @@ project(@IDENT@_mapper VERSION 0.1.0 LANGUAGES CXX)
 set(CMAKE_CXX_STANDARD 20)
 set(CMAKE_CXX_STANDARD_REQUIRED ON)
 
-find_package(kedge 0.1 REQUIRED)
+find_package(kedge 0.1 REQUIRED COMPONENTS mapper mapper_standalone)
 # Builds libkedge_@NAME@-mapper.so (a plugin for the edge agent) and
 # kedge-@NAME@-mapper (a standalone mapper speaking DMI over gRPC).
 kedge_add_mapper(@IDENT@_mapper @NAME@-mapper driver.cpp)

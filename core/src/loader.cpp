@@ -94,7 +94,7 @@ std::string library_file_name(const std::string& name) { return "libkedge_" + na
 
 LoadResult load_plugin(const fs::path& file) {
   LoadResult res;
-  res.plugin.file = file;
+  res.value.file = file;
   std::error_code ec;
   if (!fs::exists(file, ec)) {
     res.status = {Code::kNotFound, "cannot load plugin " + file.string() + ": file not found"};
@@ -159,8 +159,8 @@ LoadResult load_plugin(const fs::path& file) {
     res.status = s;
     return res;
   }
-  res.plugin.library = std::move(lib);
-  res.plugin.descriptor = d;
+  res.value.library = std::move(lib);
+  res.value.descriptor = d;
   return res;
 }
 

@@ -166,8 +166,8 @@ int cmd_plugins(const std::vector<std::string>& args) {
   auto found = scan_plugins(dirs);
   if (!describe.empty()) {
     for (auto& lr : found)
-      if (lr.status && describe == lr.plugin.descriptor->name) {
-        std::cout << describe_plugin(lr.plugin);
+      if (lr.status && describe == lr.value.descriptor->name) {
+        std::cout << describe_plugin(lr.value);
         return 0;
       }
     std::cerr << "error: no plugin named '" << describe << "' on the search path\n";
@@ -179,12 +179,12 @@ int cmd_plugins(const std::vector<std::string>& args) {
       std::cerr << "warning: " << lr.status.message() << "\n";
       continue;
     }
-    const auto* d = lr.plugin.descriptor;
+    const auto* d = lr.value.descriptor;
     std::string keys;
     for (size_t i = 0; i < d->config_key_count; ++i)
       keys += (i ? "," : "") + std::string(d->config_keys[i].name);
     std::printf("%-16s %-10s %-4u %-40s %s\n", d->name, d->version, d->abi_version,
-                keys.empty() ? "-" : keys.c_str(), lr.plugin.file.c_str());
+                keys.empty() ? "-" : keys.c_str(), lr.value.file.c_str());
   }
   return 0;
 }

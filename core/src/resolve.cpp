@@ -99,16 +99,16 @@ Resolution resolve(const Manifest& m) {
       errors.push_back(e.loc.str() + ": plugin '" + e.name + "': " + lr.status.message());
       continue;
     }
-    const PluginDescriptor& d = *lr.plugin.descriptor;
+    const PluginDescriptor& d = *lr.value.descriptor;
     if (e.name != d.name) {
       errors.push_back(e.loc.str() + ": plugin '" + e.name + "': library " +
-                       lr.plugin.file.string() + " provides plugin '" + d.name + "', not '" +
+                       lr.value.file.string() + " provides plugin '" + d.name + "', not '" +
                        e.name + "'");
       continue;
     }
     ResolvedPlugin rp;
     rp.entry = &e;
-    rp.plugin = std::move(lr.plugin);
+    rp.plugin = std::move(lr.value);
     rp.config = validate_config(d, e.config, e.loc, e.name, errors);
     for (size_t i = 0; i < d.dependency_count; ++i) rp.dependencies.emplace_back(d.dependencies[i]);
     enabled.push_back(std::move(rp));

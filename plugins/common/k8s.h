@@ -37,11 +37,7 @@ struct Selector {
   std::vector<Req> reqs;
   bool matches(const std::map<std::string, std::string>& labels) const;
 };
-struct SelectorResult {
-  Status status;
-  Selector value;
-  bool ok() const { return status.is_ok(); }
-};
+using SelectorResult = Result<Selector>;
 // The error names the offending requirement.
 SelectorResult parse_label_selector(const std::string& s);
 // metadata.labels of an object.

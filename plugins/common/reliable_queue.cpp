@@ -22,21 +22,21 @@ Status Queues::load(const std::function<bool(const std::string&, Entry&)>& admit
                          " ORDER BY seq");
   for (auto* p : {&ins, &del, &sel})
     if (!p->status) return p->status;
-  insert_ = std::move(ins.stmt);
-  delete_ = std::move(del.stmt);
+  insert_ = std::move(ins.value);
+  delete_ = std::move(del.value);
   std::vector<std::pair<std::string, uint64_t>> dropped;
   for (;;) {
-    auto r = sel.stmt.step();
+    auto r = sel.value.step();
     if (!r.status) return r.status;
     if (!r.row) break;
-    std::string name = sel.stmt.text(0);
-    uint64_t seq = static_cast<uint64_t>(sel.stmt.int64(1));
+    std::string name = sel.value.text(0);
+    uint64_t seq = static_cast<uint64_t>(sel.value.int64(1));
     next_seq_ = std::max(next_seq_, seq + 1);
-    Entry e{sel.stmt.text(2),
-            sel.stmt.text(3),
-            static_cast<uint64_t>(sel.stmt.int64(4)),
-            static_cast<uint32_t>(sel.stmt.int64(5)),
-            sel.stmt.text(6),
+    Entry e{sel.value.text(2),
+            sel.value.text(3),
+            static_cast<uint64_t>(sel.value.int64(4)),
+            static_cast<uint32_t>(sel.value.int64(5)),
+            sel.value.text(6),
             true};
     if (!admit(name, e)) {
       dropped.push_back({name, seq});

@@ -112,9 +112,9 @@ Db::PrepareResult Db::prepare(std::string_view sql) {
 int64_t Db::schema_version(std::string_view component) {
   auto p = prepare("SELECT version FROM kedge_schema WHERE component = ?");
   if (!p.status) return 0;
-  p.stmt.bind(1, component);
-  auto r = p.stmt.step();
-  return r.row ? p.stmt.int64(0) : 0;
+  p.value.bind(1, component);
+  auto r = p.value.step();
+  return r.row ? p.value.int64(0) : 0;
 }
 
 Status Db::migrate(std::string_view component, const std::vector<std::string>& steps) {
@@ -136,8 +136,8 @@ Status Db::migrate(std::string_view component, const std::vector<std::string>& s
         "INSERT INTO kedge_schema(component, version) VALUES(?, ?) "
         "ON CONFLICT(component) DO UPDATE SET version = excluded.version");
     if (!up.status) return up.status;
-    up.stmt.bind(1, component).bind(2, static_cast<int64_t>(v + 1));
-    if (Status s = up.stmt.run(); !s) return s;
+    up.value.bind(1, component).bind(2, static_cast<int64_t>(v + 1));
+    if (Status s = up.value.run(); !s) return s;
     if (Status s = tx.commit(); !s) return s;
   }
   return {};

@@ -164,15 +164,16 @@ Status MapperPlugin::init(Context& ctx, const Config& config) {
   auto& i = *impl_;
   i.ctx = &ctx;
   i.log = ctx.logger();
-  i.dmi = config.get_string("dmi", "dmi");
+  auto set = read_settings(kMapperPluginSettings, config);
+  i.dmi = set.dmi;
   if (!i.info.factory) return internal_error("mapper " + i.info.name + " has no driver factory");
   EngineOptions o;
-  // Ranges are checked with the manifest (kMapperPluginConfig).
-  o.health_cycle = std::chrono::milliseconds(config.get_int("health_cycle_ms", 5000));
-  o.max_threads = static_cast<size_t>(config.get_int("max_threads", 4));
+  // Ranges are checked with the manifest (kMapperPluginSettings).
+  o.health_cycle = std::chrono::milliseconds(set.health_cycle_ms);
+  o.max_threads = static_cast<size_t>(set.max_threads);
   i.engine = std::make_unique<Engine>(i.info, i, i.log, ctx.metrics(), o);
   i.retry = std::make_unique<boost::asio::steady_timer>(ctx.executor());
-  if (std::string addr = config.get_string("http_address"); !addr.empty()) {
+  if (const std::string& addr = set.http_address; !addr.empty()) {
     i.service = std::make_unique<DeviceService>(*i.engine, ctx.executor(), nullptr);
     if (Status s = i.service->listen(addr); !s) return s;
     i.log->info("Device-as-a-Service on http://{}", addr);

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cmath>
 
-namespace kedge::json {
+namespace kedge::codec {
 
 namespace bj = boost::json;
 
@@ -249,8 +249,8 @@ Status get_string(const bj::object& o, std::string_view key, std::string_view pa
 
 }  // namespace
 
-DecodeResult decode(std::string_view text) {
-  DecodeResult res;
+Result<Message> decode(std::string_view text) {
+  Result<Message> res;
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   boost::system::error_code ec;
   bj::parse_options opts;
@@ -265,7 +265,7 @@ DecodeResult decode(std::string_view text) {
     return res;
   }
   auto& obj = root.get_object();
-  Message& m = res.message;
+  Message& m = res.value;
   if (auto it = obj.find("header"); it != obj.end() && !it->value().is_null()) {
     if (!it->value().is_object()) {
       res.status = field_error("header", "object", it->value());
@@ -320,4 +320,4 @@ DecodeResult decode(std::string_view text) {
   return res;
 }
 
-}  // namespace kedge::json
+}  // namespace kedge::codec

@@ -219,8 +219,8 @@ TEST_F(Channel, AnUpgradeDeliversWhatTheOldQueuesHeld) {
     fs::create_directories(file.parent_path());
     auto db = sqlite::Db::open(file.string());
     EXPECT_TRUE(db.status) << db.status.message();
-    EXPECT_TRUE(db.db->migrate(component, steps));
-    return std::move(db.db);
+    EXPECT_TRUE(db.value->migrate(component, steps));
+    return std::move(db.value);
   };
   Message down = pod("update", "7");
   {
@@ -233,8 +233,8 @@ TEST_F(Channel, AnUpgradeDeliversWhatTheOldQueuesHeld) {
                       "CREATE TABLE resync (node TEXT PRIMARY KEY, since INTEGER NOT NULL);"});
     auto st = db->prepare("INSERT INTO downstream VALUES('edge-1', 'uid:uid-1', 3, ?, '7', 0, ?)");
     ASSERT_TRUE(st.status);
-    st.stmt.bind(1, down.header.id).bind(2, json::encode(down) + "\n");
-    ASSERT_TRUE(st.stmt.run());
+    st.value.bind(1, down.header.id).bind(2, codec::encode(down) + "\n");
+    ASSERT_TRUE(st.value.run());
   }
   Message up =
       make_message("edged", "resource", "patch", "default/podpatch/old", boost::json::string("{}"));
@@ -245,8 +245,8 @@ TEST_F(Channel, AnUpgradeDeliversWhatTheOldQueuesHeld) {
                       "CREATE TABLE applied (key TEXT PRIMARY KEY, rv TEXT NOT NULL);"});
     auto st = db->prepare("INSERT INTO outbox(msg_id, sync, body) VALUES(?, 0, ?)");
     ASSERT_TRUE(st.status);
-    st.stmt.bind(1, up.header.id).bind(2, json::encode(up) + "\n");
-    ASSERT_TRUE(st.stmt.run());
+    st.value.bind(1, up.header.id).bind(2, codec::encode(up) + "\n");
+    ASSERT_TRUE(st.value.run());
   }
   start_cloud();
   ASSERT_TRUE(metric(*cloud_, "kedge_cloudhub_pending_messages 1"));
@@ -419,7 +419,7 @@ TEST_F(Channel, AStockEdgesKubeedgeIoCsrGetsACertificateForItsNode) {
     r.target = "/edge.crt";
     r.headers = {{"NodeName", "stock-7"}, {"Authorization", "Bearer " + token.substr(65)}};
     r.body = pki::csr_der(csr.value.get());
-    return net::http_request_sync(ctx.ctx, "127.0.0.1", https_port_, r, 5s);
+    return net::http_request_sync(ctx.value, "127.0.0.1", https_port_, r, 5s);
   };
   auto ok = ask("kubeedge.io");
   ASSERT_TRUE(ok.status) << ok.status.message();
@@ -494,7 +494,7 @@ TEST_F(Channel, BadInputFromOneNodeDoesNotDisturbTheOthers) {
   auto ex = boost::asio::make_strand(io);
   auto dial = [&](const std::string& node) {
     std::promise<std::pair<Status, net::WsPtr>> p;
-    net::ws_connect(ex, net::client_context(m).ctx, "127.0.0.1", port_, "/p/" + node + "/events",
+    net::ws_connect(ex, net::client_context(m).value, "127.0.0.1", port_, "/p/" + node + "/events",
                     {{"node_id", node}}, {}, [&](Status st, net::WsPtr c) {
                       p.set_value({st, c});
                     });
@@ -510,7 +510,7 @@ TEST_F(Channel, BadInputFromOneNodeDoesNotDisturbTheOthers) {
   boost::asio::post(ex, [&, c = c2] {
     c->start([](std::string&&) {}, [&](const Status& why) { closed.set_value(why); });
     (void)c->send("this is not json");
-    (void)c->send(json::encode(make_message("x", "nosuchgroup", "frobnicate", "a/b")) + "\n");
+    (void)c->send(codec::encode(make_message("x", "nosuchgroup", "frobnicate", "a/b")) + "\n");
     (void)c->send(std::string(9 << 20, 'x'));
   });
   auto fut = closed.get_future();

@@ -159,8 +159,8 @@ class MetaServerAuth : public ::testing::Test {
     req.target = target;
     if (!token.empty()) req.headers["authorization"] = "Bearer " + token;
     net::HttpResult out;
-    net::http_request(io.get_executor(), ctx.ctx, "127.0.0.1", ms_port_, req, 10s, 1 << 20,
-                       [&](net::HttpResult r) { out = std::move(r); });
+    net::http_request(io.get_executor(), ctx.value, "127.0.0.1", ms_port_, req, 10s, 1 << 20,
+                      [&](net::HttpResult r) { out = std::move(r); });
     io.run();
     return out;
   }
@@ -347,8 +347,8 @@ TEST_F(MetaServerAuth, ServiceAccountTokensWorkOnTheCloudApiWithRbac) {
     req.target = target;
     req.headers["authorization"] = "Bearer " + token;
     net::HttpResult out;
-    net::http_request(io.get_executor(), ctx.ctx, "127.0.0.1", api_port_, req, 10s, 1 << 20,
-                       [&](net::HttpResult r) { out = std::move(r); });
+    net::http_request(io.get_executor(), ctx.value, "127.0.0.1", api_port_, req, 10s, 1 << 20,
+                      [&](net::HttpResult r) { out = std::move(r); });
     io.run();
     return out;
   };

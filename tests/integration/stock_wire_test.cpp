@@ -77,7 +77,7 @@ class StockWire : public ::testing::Test {
     net::TlsMaterial m{pki::cert_pem(ca.value.get()), pki::cert_pem(cert.value.get()),
                        pki::key_pem(k.get())};
     std::promise<std::pair<Status, net::WsPtr>> p;
-    net::ws_connect(ex_, net::client_context(m).ctx, "127.0.0.1", port_,
+    net::ws_connect(ex_, net::client_context(m).value, "127.0.0.1", port_,
                     "/e632aba927ea4ac2b575ec1603d56f10/" + node + "/events",
                     {{"node_id", node}, {"project_id", "e632aba927ea4ac2b575ec1603d56f10"}}, {},
                     [&](Status st, net::WsPtr c) {
@@ -89,10 +89,10 @@ class StockWire : public ::testing::Test {
     boost::asio::post(ex_, [this, c] {
       c->start(
           [this](std::string&& text) {
-            auto d = json::decode(text);
+            auto d = codec::decode(text);
             if (!d.status) return;
             std::lock_guard lk(mu_);
-            got_.push_back(d.message);
+            got_.push_back(d.value);
             cv_.notify_all();
           },
           [](const Status&) {});
@@ -104,7 +104,7 @@ class StockWire : public ::testing::Test {
                const std::string& id = {}) {
     Message m = make_message("edged", "meta", op, resource, std::move(content));
     if (!id.empty()) m.header.id = id;
-    std::string frame = json::encode(m) + "\n";
+    std::string frame = codec::encode(m) + "\n";
     boost::asio::post(ex_, [c = conn_, frame] { (void)c->send(frame); });
     return m;
   }

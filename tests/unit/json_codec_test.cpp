@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace kedge::json {
+namespace kedge::codec {
 namespace {
 
 std::string golden(const std::string& name) {
@@ -44,18 +44,18 @@ class Golden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Golden, DecodeThenEncodeIsByteIdentical) {
   std::string text = golden(GetParam());
-  DecodeResult r = decode(text + "\n");  // a trailing newline is tolerated
+  auto r = decode(text + "\n");  // a trailing newline is tolerated
   ASSERT_TRUE(r.status) << r.status.to_string();
-  EXPECT_EQ(encode(r.message), text);
+  EXPECT_EQ(encode(r.value), text);
 }
 
 INSTANTIATE_TEST_SUITE_P(SpecSamples, Golden,
                          ::testing::Values("keepalive.json", "pod_insert.json", "ack.json"));
 
 TEST(JsonCodec, PodInsertFieldsDecode) {
-  DecodeResult r = decode(golden("pod_insert.json"));
+  auto r = decode(golden("pod_insert.json"));
   ASSERT_TRUE(r.status);
-  const Message& m = r.message;
+  const Message& m = r.value;
   EXPECT_EQ(m.header.resource_version, "123");
   EXPECT_EQ(m.header.timestamp_ms, 1795559382001);
   EXPECT_FALSE(m.header.sync);
@@ -140,7 +140,7 @@ TEST(JsonCodec, DecodeErrorsNameTheField) {
       {R"({"route":7})", "route: expected object, got integer"},
   };
   for (const auto& c : cases) {
-    DecodeResult r = decode(c.text);
+    auto r = decode(c.text);
     ASSERT_FALSE(r.status) << c.text;
     EXPECT_EQ(r.status.code(), Code::kInvalidArgument);
     EXPECT_NE(r.status.message().find(c.expect), std::string::npos)
@@ -150,10 +150,10 @@ TEST(JsonCodec, DecodeErrorsNameTheField) {
 
 TEST(JsonCodec, DeeplyNestedContentDecodes) {
   std::string deep = std::string(100, '[') + std::string(100, ']');
-  DecodeResult r = decode(R"({"header":{"msg_id":"a"},"content":)" + deep + "}");
+  auto r = decode(R"({"header":{"msg_id":"a"},"content":)" + deep + "}");
   ASSERT_TRUE(r.status) << r.status.to_string();
   std::string out;
-  encode_value(r.message.content, out);
+  encode_value(r.value.content, out);
   EXPECT_EQ(out, deep);
   // Beyond the limit: an error, not a stack overflow.
   std::string too_deep = std::string(10000, '[') + std::string(10000, ']');
@@ -161,20 +161,20 @@ TEST(JsonCodec, DeeplyNestedContentDecodes) {
 }
 
 TEST(JsonCodec, MissingPartsDecodeAsEmpty) {
-  DecodeResult r = decode(R"({"header":{"msg_id":"a"},"extra":1})");
+  auto r = decode(R"({"header":{"msg_id":"a"},"extra":1})");
   ASSERT_TRUE(r.status);
-  EXPECT_EQ(r.message.header.id, "a");
-  EXPECT_TRUE(r.message.content.is_null());
-  EXPECT_TRUE(r.message.route.operation.empty());
+  EXPECT_EQ(r.value.header.id, "a");
+  EXPECT_TRUE(r.value.content.is_null());
+  EXPECT_TRUE(r.value.route.operation.empty());
 }
 
 TEST(JsonCodec, BytesContentRoundTripsAsString) {
   Message m = make_message("s", "g", "update", "r", bytes_content("{\"x\":1}"));
   std::string text = encode(m);
   EXPECT_NE(text.find(R"("content":"eyJ4IjoxfQ==")"), std::string::npos) << text;
-  DecodeResult r = decode(text);
+  auto r = decode(text);
   ASSERT_TRUE(r.status);
-  EXPECT_EQ(r.message.content.as_string(), "eyJ4IjoxfQ==");
+  EXPECT_EQ(r.value.content.as_string(), "eyJ4IjoxfQ==");
 }
 
 TEST(JsonCodec, RoundTripOfEveryHeaderField) {
@@ -185,18 +185,18 @@ TEST(JsonCodec, RoundTripOfEveryHeaderField) {
   m.header.sync = true;
   m.header.type = "channel";
   m.route.destination = "edged";
-  DecodeResult r = decode(encode(m));
+  auto r = decode(encode(m));
   ASSERT_TRUE(r.status);
-  EXPECT_EQ(r.message.header.id, m.header.id);
-  EXPECT_EQ(r.message.header.parent_id, "p");
-  EXPECT_EQ(r.message.header.timestamp_ms, m.header.timestamp_ms);
-  EXPECT_EQ(r.message.header.resource_version, "42");
-  EXPECT_TRUE(r.message.header.sync);
-  EXPECT_EQ(r.message.header.type, "channel");
-  EXPECT_EQ(r.message.route.destination, "edged");
-  EXPECT_EQ(r.message.content, m.content);
-  EXPECT_EQ(encode(r.message), encode(m));
+  EXPECT_EQ(r.value.header.id, m.header.id);
+  EXPECT_EQ(r.value.header.parent_id, "p");
+  EXPECT_EQ(r.value.header.timestamp_ms, m.header.timestamp_ms);
+  EXPECT_EQ(r.value.header.resource_version, "42");
+  EXPECT_TRUE(r.value.header.sync);
+  EXPECT_EQ(r.value.header.type, "channel");
+  EXPECT_EQ(r.value.route.destination, "edged");
+  EXPECT_EQ(r.value.content, m.content);
+  EXPECT_EQ(encode(r.value), encode(m));
 }
 
 }  // namespace
-}  // namespace kedge::json
+}  // namespace kedge::codec

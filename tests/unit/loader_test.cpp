@@ -13,9 +13,9 @@ const std::filesystem::path kFixtures = KEDGE_FIXTURE_DIR;
 TEST(Loader, LoadsAGoodPlugin) {
   LoadResult r = load_plugin(kFixtures / "libkedge_alpha.so");
   ASSERT_TRUE(r.status) << r.status.message();
-  EXPECT_STREQ(r.plugin.descriptor->name, "alpha");
-  EXPECT_STREQ(r.plugin.descriptor->version, "1.2.3");
-  EXPECT_EQ(r.plugin.descriptor->abi_version, kAbiVersion);
+  EXPECT_STREQ(r.value.descriptor->name, "alpha");
+  EXPECT_STREQ(r.value.descriptor->version, "1.2.3");
+  EXPECT_EQ(r.value.descriptor->abi_version, kAbiVersion);
 }
 
 TEST(Loader, FileNotFound) {
@@ -75,7 +75,7 @@ TEST(Loader, ScanFindsEveryLibraryAndReportsTheBrokenOnes) {
 TEST(Loader, DescribeListsKeysWithTypeDefaultAndDescription) {
   LoadResult r = load_plugin(kFixtures / "libkedge_beta.so");
   ASSERT_TRUE(r.status);
-  std::string d = describe_plugin(r.plugin);
+  std::string d = describe_plugin(r.value);
   EXPECT_THAT(d, HasSubstr("name:         beta"));
   EXPECT_THAT(d, HasSubstr("ABI version:  " + std::to_string(kAbiVersion)));
   EXPECT_THAT(d, HasSubstr("build:        " KEDGE_BUILD_FINGERPRINT));

@@ -71,7 +71,7 @@ class NetTest : public ::testing::Test {
         server_context(identity ? *identity : pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"),
                        ClientCert::kRequired);
     ASSERT_TRUE(ctx.status) << ctx.status.message();
-    server_ = WsServer::create(ex_, ctx.ctx, opts);
+    server_ = WsServer::create(ex_, ctx.value, opts);
     Status s = run([&] {
       return server_->listen(
           "127.0.0.1", 0,
@@ -99,7 +99,7 @@ class NetTest : public ::testing::Test {
                                    WsClientOptions o = {}, const std::string& host = "127.0.0.1") {
     auto ctx = client_context(m);
     std::promise<std::pair<Status, WsPtr>> p;
-    ws_connect(ex_, ctx.ctx, host, server_->port(),
+    ws_connect(ex_, ctx.value, host, server_->port(),
                "/e632aba927ea4ac2b575ec1603d56f10/" + node + "/events",
                {{"node_id", node}, {"project_id", "e632aba927ea4ac2b575ec1603d56f10"}}, o,
                [&](Status s, WsPtr c) {
@@ -273,7 +273,7 @@ TEST_F(NetTest, HttpsServerAndClient) {
   auto sctx =
       server_context(pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"), ClientCert::kOptional);
   ASSERT_TRUE(sctx.status);
-  auto https = HttpsServer::create(ex_, sctx.ctx, {std::chrono::seconds(5), 64});
+  auto https = HttpsServer::create(ex_, sctx.value, {std::chrono::seconds(5), 64});
   Status ls = run([&] {
     return https->listen("127.0.0.1", 0, [](const HttpRequest& r) {
       if (r.target == "/ca.crt") return HttpResponse{200, "application/octet-stream", "DER"};
@@ -287,7 +287,7 @@ TEST_F(NetTest, HttpsServerAndClient) {
   ASSERT_TRUE(ls);
   auto call = [&](TlsMaterial m, bool verify, HttpRequest req) {
     std::promise<HttpResult> p;
-    http_request(ex_, client_context(m, verify).ctx, "127.0.0.1", https->port(), std::move(req),
+    http_request(ex_, client_context(m, verify).value, "127.0.0.1", https->port(), std::move(req),
                  std::chrono::seconds(5), 1 << 20,
                  [&](HttpResult r) { p.set_value(std::move(r)); });
     return p.get_future().get();
@@ -340,13 +340,13 @@ TEST_F(NetTest, HttpClientSpeaksPlainHttpAndHttpsOverIpv4AndIpv6) {
   auto sctx =
       server_context(pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"), ClientCert::kNone);
   ASSERT_TRUE(sctx.status);
-  auto tls = HttpServer::create(ex_, sctx.ctx, {});
+  auto tls = HttpServer::create(ex_, sctx.value, {});
   ASSERT_TRUE(run([&] { return tls->listen("::1", 0, echo); }));
-  auto bad = http_request_sync(client_context({pki_.ca_pem, "", ""}).ctx, "::1", tls->port(),
+  auto bad = http_request_sync(client_context({pki_.ca_pem, "", ""}).value, "::1", tls->port(),
                                {"GET", "/s", {}, "", ""}, 5s);
   EXPECT_FALSE(bad.status);
   EXPECT_THAT(bad.status.message(), HasSubstr("TLS handshake with [::1]:"));
-  auto ok = http_request_sync(client_context({}, false).ctx, "::1", tls->port(),
+  auto ok = http_request_sync(client_context({}, false).value, "::1", tls->port(),
                               {"GET", "/s", {}, "", ""}, 5s);
   ASSERT_TRUE(ok.status) << ok.status.message();
   EXPECT_THAT(ok.body, HasSubstr("GET /s [::1]:"));

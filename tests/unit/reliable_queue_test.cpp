@@ -34,7 +34,7 @@ class ReliableQueueTest : public ::testing::Test {
   void open(Options o = {}) {
     auto db = sqlite::Db::open((dir_ / "q.db").string());
     ASSERT_TRUE(db.status) << db.status.message();
-    db_ = std::move(db.db);
+    db_ = std::move(db.value);
     ASSERT_TRUE(db_->migrate("test", {Queues::schema("queue")}));
     commit_ = std::make_unique<sqlite::GroupCommit>(*db_, io_.get_executor());
     q_ = std::make_unique<Queues>(o, *db_, *commit_, "queue");

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "channel.h"
 #include "cloud_ca.h"
+#include "contracts/apiserver.h"
 #include "contracts/modules.h"
 #include "kedge/common/net.h"
 #include "kedge/common/pki.h"
@@ -58,7 +59,8 @@ struct Settings {
 };
 constexpr kedge::Setting<Settings> kSettings[] = {
     {"address", &Settings::address, "\"0.0.0.0\"", "Address the API listens on."},
-    {"port", &Settings::port, "6443", "HTTPS port of the API.", false, 1, 65535},
+    {"port", &Settings::port, kedge::contracts::apiserver::kDefaultPortToml,
+     "HTTPS port of the API.", false, 1, 65535},
     {"store", &Settings::store, "\"sqlite\"", "Backend: \"sqlite\" or \"etcd\"."},
     {"sqlite_path", &Settings::sqlite_path, "\"\"",
      "SQLite file (default <data_dir>/apiserver/store.db)."},
@@ -98,7 +100,7 @@ class ApiServer final : public kedge::Plugin {
     ctx_ = &ctx;
     log_ = ctx.logger();
     s_ = kedge::read_settings(kSettings, cfg);
-    dir_ = ctx.data_dir() / "apiserver";
+    dir_ = kedge::contracts::apiserver::files_dir(ctx.data_dir());
     std::error_code ec;
     fs::create_directories(dir_, ec);
     if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
@@ -214,7 +216,7 @@ class ApiServer final : public kedge::Plugin {
   // (created at first start) for the local administrator.
   Status load_tokens() {
     for (auto& t : s_.admin_tokens) tokens_.push_back(t);
-    std::string file = (dir_ / "admin.token").string();
+    std::string file = kedge::contracts::apiserver::admin_token_file(ctx_->data_dir()).string();
     auto t = pki::read_file(file);
     if (!t.ok()) {
       if (Status s = pki::write_file(file, random_hex(32) + "\n", true); !s) return s;
@@ -239,11 +241,14 @@ class ApiServer final : public kedge::Plugin {
                                                  s_.advertise_addresses, s_.dns_names);
     if (!serving.ok()) return serving.status;
     // Written for clients (kedge CLI): the CA to trust.
-    if (Status s = pki::write_file((dir_ / "ca.crt").string(), ca.value.pem, false); !s) return s;
+    if (Status s = pki::write_file(kedge::contracts::apiserver::ca_file(ctx_->data_dir()).string(),
+                                   ca.value.pem, false);
+        !s)
+      return s;
     auto ctx = net::server_context({ca.value.pem, serving.value.cert_pem, serving.value.key_pem},
                                    net::ClientCert::kOptional);
     if (!ctx.status) return ctx.status;
-    tls_ = ctx.ctx;
+    tls_ = ctx.value;
     return {};
   }
 

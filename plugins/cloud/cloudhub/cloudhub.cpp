@@ -97,14 +97,14 @@ kedge::Status CloudHub::init(kedge::Context& ctx, const kedge::Config& cfg) {
   if (Status s = load_or_create_pki(); !s) return s;
   auto db = kedge::sqlite::Db::open((dir_ / "cloudhub.db").string());
   if (!db.status) return db.status;
-  db_ = std::move(db.db);
+  db_ = std::move(db.value);
   if (Status s = db_->migrate("cloudhub", kSchema); !s) return s;
   auto mark = db_->prepare("INSERT OR IGNORE INTO resync(node, since) VALUES(?, ?)");
   auto unmark = db_->prepare("DELETE FROM resync WHERE node = ?");
   if (!mark.status) return mark.status;
   if (!unmark.status) return unmark.status;
-  mark_resync_ = std::move(mark.stmt);
-  unmark_resync_ = std::move(unmark.stmt);
+  mark_resync_ = std::move(mark.value);
+  unmark_resync_ = std::move(unmark.value);
   commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
   kedge::reliable::Options qo;
   qo.window = static_cast<size_t>(s_.send_window);
@@ -153,14 +153,14 @@ kedge::Status CloudHub::start() {
   wo.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
   wo.max_connections = static_cast<size_t>(s_.node_limit);
   wo.max_handshakes = static_cast<size_t>(s_.max_handshakes);
-  ws_ = net::WsServer::create(ex, ws_ctx.ctx, wo);
+  ws_ = net::WsServer::create(ex, ws_ctx.value, wo);
   std::string addr = s_.address;
   if (Status s = ws_->listen(
           addr, static_cast<uint16_t>(s_.port), [this](const net::PeerInfo& p) { return admit(p); },
           [this](net::WsPtr c) { on_connection(std::move(c)); });
       !s)
     return s;
-  https_ = net::HttpsServer::create(ex, https_ctx.ctx, {30s, 1 << 20});
+  https_ = net::HttpsServer::create(ex, https_ctx.value, {30s, 1 << 20});
   if (Status s = https_->listen(addr, static_cast<uint16_t>(s_.https_port),
                                 [this](const net::HttpRequest& r) { return bootstrap(r); });
       !s) {
@@ -307,13 +307,13 @@ void CloudHub::on_text(const std::string& node, const std::weak_ptr<net::WsConne
                        std::string&& text) {
   auto conn = weak.lock();
   if (!conn) return;
-  auto d = kedge::json::decode(text);
+  auto d = kedge::codec::decode(text);
   if (!d.status) {
     bad_frames_->inc();
     log_->warn("node {}: frame is not a message ({}); ignored", node, d.status.message());
     return;
   }
-  Message& m = d.message;
+  Message& m = d.value;
   upstream_->inc();
   if (m.route.operation == kedge::op::kKeepalive) return;
   // An ACK ("OK") of a queued message; an answer to a queued request also
@@ -338,9 +338,9 @@ void CloudHub::on_text(const std::string& node, const std::weak_ptr<net::WsConne
   auto shared = kedge::share(std::move(m));
   if (shared->is_response()) {  // an answer to a controller's request
     if (Status st = ctx_->respond(shared); !st)
-      log_->debug("node {}: response {} ({} {} from {}) not delivered: {}", node,
-                  shared->header.id, shared->route.operation, shared->route.resource,
-                  shared->route.source, st.message());
+      log_->debug("node {}: response {} ({} {} from {}) not delivered: {}", node, shared->header.id,
+                  shared->route.operation, shared->route.resource, shared->route.source,
+                  st.message());
     return;
   }
   std::string controller = controller_for(*shared);
@@ -414,7 +414,7 @@ void CloudHub::ack_upstream(const std::string& node, const net::WsPtr& conn, con
   if (auto it = sessions_.find(node); it == sessions_.end() || !it->second.acks) return;
   Message ack = kedge::new_response(m, boost::json::string("OK"));
   ack.route.resource = kedge::channel::trim_for_edge(m.route.resource);
-  (void)conn->send(kedge::json::encode(ack) + "\n");
+  (void)conn->send(kedge::codec::encode(ack) + "\n");
 }
 
 // An ACK from the edge for a downstream message: true if it was one.
@@ -434,17 +434,17 @@ Status CloudHub::load_pending() {
   auto marks = db_->prepare("SELECT node FROM resync");
   if (!marks.status) return marks.status;
   for (;;) {
-    auto r = marks.stmt.step();
+    auto r = marks.value.step();
     if (!r.status) return r.status;
     if (!r.row) break;
-    needs_resync_.insert(marks.stmt.text(0));
+    needs_resync_.insert(marks.value.text(0));
   }
   return {};
 }
 
 void CloudHub::enqueue(const std::string& node, const Message& m) {
   bool is_delete = m.route.operation == kedge::op::kDelete;
-  std::string body = kedge::json::encode(m) + "\n";
+  std::string body = kedge::codec::encode(m) + "\n";
   if (body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
     // It could never be delivered: the edge closes the link on it, forever.
     overflow_->inc();
@@ -518,7 +518,7 @@ void CloudHub::send_now(const std::string& node, const Message& m) {
     log_->debug("node {} is not connected; response {} not sent", node, m.header.id);
     return;
   }
-  std::string frame = kedge::json::encode(m) + "\n";
+  std::string frame = kedge::codec::encode(m) + "\n";
   keep_reply(node, m.header.parent_id, frame);
   (void)s->second.conn->send(frame);
 }

@@ -98,7 +98,7 @@ class SqliteStore final : public Store {
   Status prepare() {
     auto st = [&](sqlite::Stmt& s, const char* sql) {
       auto p = db_->prepare(sql);
-      if (p.status) s = std::move(p.stmt);
+      if (p.status) s = std::move(p.value);
       return p.status;
     };
     Status s;
@@ -292,8 +292,8 @@ Result<std::unique_ptr<Store>> open_sqlite(const SqliteOptions& o) {
   so.cache_kib = 2000;  // the cloud's object store keeps SQLite's default cache
   auto db = sqlite::Db::open(o.path, so);
   if (!db.status) return {db.status};
-  if (Status s = db.db->migrate("store", kSchema); !s) return {s};
-  auto store = std::make_unique<SqliteStore>(std::move(db.db), o.history);
+  if (Status s = db.value->migrate("store", kSchema); !s) return {s};
+  auto store = std::make_unique<SqliteStore>(std::move(db.value), o.history);
   if (Status s = store->prepare(); !s) return {s};
   return {{}, std::move(store)};
 }

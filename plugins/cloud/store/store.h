@@ -48,12 +48,8 @@ const char* type_name(Event::Type t);  // ADDED, MODIFIED, DELETED
 // (a prefix of 0xff bytes, or empty): etcd's range_end for a prefix.
 std::string prefix_end(std::string prefix);
 
-template <class T>
-struct Result {
-  Status status;
-  T value{};
-  bool ok() const { return status.is_ok(); }
-};
+// Result<T> is kedge::Result (kedge/status.h).
+using ::kedge::Result;
 
 struct List {
   std::vector<Object> items;  // in key order

@@ -3,14 +3,24 @@
 #include <spdlog/logger.h>
 
 #include "kedge/plugin.h"
+#include "kedge/settings.h"
 
 namespace {
+
+struct Settings {
+  int64_t log_every = 0;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"log_every", &Settings::log_every, "0",
+     "Log a line every N answered requests (0: only at stop).", false, 0, 1e12},
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
 
 class Echo final : public kedge::Plugin {
  public:
   kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
-    log_every_ = cfg.get_int("log_every");
+    log_every_ = kedge::read_settings(kSettings, cfg).log_every;
     answered_ = &ctx.metrics().counter("kedge_echo_answered_total", "Requests echo answered");
     return {};
   }
@@ -39,11 +49,6 @@ class Echo final : public kedge::Plugin {
   kedge::Counter* answered_ = nullptr;
   int64_t log_every_ = 0;
   uint64_t count_ = 0;
-};
-
-constexpr kedge::ConfigKey kConfig[] = {
-    {"log_every", kedge::ConfigType::kInteger, "0",
-     "Log a line every N answered requests (0: only at stop).", false},
 };
 
 }  // namespace

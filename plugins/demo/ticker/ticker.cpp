@@ -7,20 +7,39 @@
 #include <optional>
 
 #include "kedge/plugin.h"
+#include "kedge/settings.h"
 
 namespace {
 
 using namespace std::chrono;
 
+struct Settings {
+  std::string target;
+  int64_t interval_ms = 0, count = 0;
+  std::string notify_group;
+  int64_t report_every = 0;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"target", &Settings::target, "\"echo\"", "Module that receives the requests."},
+    {"interval_ms", &Settings::interval_ms, "1000", "Time between ticks."},
+    {"count", &Settings::count, "0", "Stop after this many ticks (0: never)."},
+    {"notify_group", &Settings::notify_group, "\"\"",
+     "Group that also gets each tick as an update (empty: none)."},
+    {"report_every", &Settings::report_every, "10",
+     "Log a summary every N answered ticks (0: never)."},
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+
 class Ticker final : public kedge::Plugin {
  public:
   kedge::Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
-    target_ = cfg.get_string("target");
-    notify_group_ = cfg.get_string("notify_group");
-    interval_ = milliseconds(cfg.get_int("interval_ms"));
-    limit_ = cfg.get_int("count");
-    report_every_ = cfg.get_int("report_every");
+    auto set = kedge::read_settings(kSettings, cfg);
+    target_ = set.target;
+    notify_group_ = set.notify_group;
+    interval_ = milliseconds(set.interval_ms);
+    limit_ = set.count;
+    report_every_ = set.report_every;
     if (interval_.count() <= 0) return kedge::invalid_argument("interval_ms must be > 0");
     if (target_.empty()) return kedge::invalid_argument("target must not be empty");
     auto& m = ctx.metrics();
@@ -94,15 +113,6 @@ class Ticker final : public kedge::Plugin {
   kedge::Counter* failures_ = nullptr;
 };
 
-constexpr kedge::ConfigKey kConfig[] = {
-    {"target", kedge::ConfigType::kString, "\"echo\"", "Module that receives the requests.", false},
-    {"interval_ms", kedge::ConfigType::kInteger, "1000", "Time between ticks.", false},
-    {"count", kedge::ConfigType::kInteger, "0", "Stop after this many ticks (0: never).", false},
-    {"notify_group", kedge::ConfigType::kString, "\"\"",
-     "Group that also gets each tick as an update (empty: none).", false},
-    {"report_every", kedge::ConfigType::kInteger, "10",
-     "Log a summary every N answered ticks (0: never).", false},
-};
 constexpr const char* kDeps[] = {"echo"};
 
 }  // namespace

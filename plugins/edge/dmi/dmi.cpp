@@ -106,19 +106,35 @@ struct Mapper {
   std::unique_ptr<boost::asio::steady_timer> retry;
 };
 
+constexpr const char* kSocketKey = "socket";
+struct Settings {
+  int64_t call_timeout_ms = 0;
+  std::string twin, metamanager, socket;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"call_timeout_ms", &Settings::call_timeout_ms, "5000", "Deadline of each call to a mapper.",
+     false, 100, 600000},
+    {contract::kTwinKey, &Settings::twin, "\"twin\"", "The device twin module reports go to."},
+    kedge::contracts::peer_setting(
+        kedge::contracts::kMetaManager, &Settings::metamanager,
+        "The module the cached devices and models are read from at start."),
+    {kSocketKey, &Settings::socket, nullptr,
+     "Moved to dmi-grpc (the gRPC socket for mapper processes); set here, it is an error."},
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+
 class Dmi final : public kedge::Plugin {
  public:
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
-    if (cfg.has("socket"))
+    if (cfg.has(kSocketKey))
       return kedge::invalid_argument(
           "dmi: 'socket' moved to the dmi-grpc plugin, which serves DMI's gRPC socket for mapper "
           "processes: add [[plugin]] name = \"dmi-grpc\" with [plugin.config] socket = \"" +
-          cfg.get_string("socket") + "\"");
-    call_timeout_ = std::chrono::milliseconds(cfg.get_int("call_timeout_ms"));
-    twin_ = cfg.get_string(contract::kTwinKey);
-    metamanager_ = cfg.get_string(kedge::contracts::kMetaManager.key);
+          cfg.get_string(kSocketKey) + "\"");
+    s_ = kedge::read_settings(kSettings, cfg);
+    call_timeout_ = std::chrono::milliseconds(s_.call_timeout_ms);
     auto& m = ctx.metrics();
     mappers_gauge_ = &m.gauge("kedge_dmi_mappers", "Registered mappers");
     calls_ = &m.counter("kedge_dmi_calls_total", "Calls to mappers (device and model changes)");
@@ -169,7 +185,7 @@ class Dmi final : public kedge::Plugin {
           if (!ec && obj.is_object()) into[key_of(obj)] = make_obj(std::move(obj));
         }
       } else if (!s && s.code() != Code::kNotFound) {
-        log_->warn("cannot read the cached {}s from {}: {}", what, metamanager_, s.message());
+        log_->warn("cannot read the cached {}s from {}: {}", what, s_.metamanager, s.message());
       }
       if (--*pending == 0) loaded();
     };
@@ -177,7 +193,7 @@ class Dmi final : public kedge::Plugin {
       auto q =
           kedge::make_message(ctx_->name(), std::string(kedge::contracts::wire::local_group::kMeta),
                               std::string(kedge::op::kQuery), "*/" + what, nullptr);
-      ctx_->request(metamanager_, kedge::share(std::move(q)), 10s,
+      ctx_->request(s_.metamanager, kedge::share(std::move(q)), 10s,
                     [answer, what](Status s, MessagePtr r) { answer(what, s, r); });
     }
   }
@@ -478,7 +494,7 @@ class Dmi final : public kedge::Plugin {
     auto msg =
         kedge::make_message(ctx_->name(), std::string(kedge::contracts::wire::local_group::kTwin),
                             std::string(kedge::op::kUpdate), resource, std::move(content));
-    ctx_->request(twin_, kedge::share(std::move(msg)), 10s,
+    ctx_->request(s_.twin, kedge::share(std::move(msg)), 10s,
                   [done = std::move(done)](Status s, MessagePtr r) {
                     if (!s) return done(s);
                     int code = 0;
@@ -495,7 +511,7 @@ class Dmi final : public kedge::Plugin {
 
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
-  std::string twin_, metamanager_;
+  Settings s_;
   std::chrono::milliseconds call_timeout_{5000};
   std::map<std::string, Obj> devices_, models_;  // "ns/name"
   std::map<std::string, Mapper> mappers_;        // by protocol
@@ -509,16 +525,6 @@ class Dmi final : public kedge::Plugin {
                  *rejected_ = nullptr;
 };
 
-constexpr kedge::ConfigKey kConfig[] = {
-    {"call_timeout_ms", kedge::ConfigType::kInteger, "5000", "Deadline of each call to a mapper.",
-     false, 100, 600000},
-    {contract::kTwinKey, kedge::ConfigType::kString, "\"twin\"",
-     "The device twin module reports go to.", false},
-    kedge::contracts::peer_key(kedge::contracts::kMetaManager,
-                               "The module the cached devices and models are read from at start."),
-    {"socket", kedge::ConfigType::kString, nullptr,
-     "Moved to dmi-grpc (the gRPC socket for mapper processes); set here, it is an error.", false},
-};
 constexpr kedge::PeerDecl kPeers[] = {
     {contract::kTwinKey, "update device/<name>/twin/update and state/update (requests)", false},
     {kedge::contracts::kMetaManager.key, "query */device and */devicemodel at start", true},

@@ -25,12 +25,14 @@
 #include <set>
 #include <thread>
 
+#include "contracts/modules.h"
 #include "dmi/v1beta1/api.grpc.pb.h"
 #include "dmi_convert.h"
 #include "kedge/common/json.h"
 #include "kedge/common/sqlite.h"
 #include "kedge/mapper/contract.h"
 #include "kedge/plugin.h"
+#include "kedge/settings.h"
 
 namespace {
 
@@ -103,19 +105,36 @@ class ManagerService final : public pb::DeviceManagerService::Service {
   DmiGrpc& d_;
 };
 
+struct Settings {
+  std::string socket;
+  int64_t call_timeout_ms = 0;
+  std::string dmi;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"socket", &Settings::socket, "\"/etc/kubeedge/dmi.sock\"",
+     "Unix socket of DeviceManagerService (relative: under data_dir)."},
+    {"call_timeout_ms", &Settings::call_timeout_ms, "4000",
+     "Deadline of each gRPC call to a mapper (keep it below dmi's call_timeout_ms).", false, 100,
+     600000},
+    {contract::kDmiKey, &Settings::dmi, "\"dmi\"",
+     "The dmi module the mapper processes are registered with."},
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+
 class DmiGrpc final : public kedge::Plugin {
  public:
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
     namespace fs = std::filesystem;
-    socket_ = cfg.get_string("socket");
+    auto set = kedge::read_settings(kSettings, cfg);
+    socket_ = set.socket;
     if (fs::path(socket_).is_relative()) socket_ = (ctx.data_dir() / socket_).string();
-    call_timeout_ = std::chrono::milliseconds(cfg.get_int("call_timeout_ms"));
-    dmi_ = cfg.get_string(contract::kDmiKey);
+    call_timeout_ = std::chrono::milliseconds(set.call_timeout_ms);
+    dmi_ = set.dmi;
     auto db = kedge::sqlite::Db::open((ctx.data_dir() / "dmi.db").string());
     if (!db.status) return db.status;
-    db_ = std::move(db.db);
+    db_ = std::move(db.value);
     if (Status s = db_->migrate("dmi", kSchema); !s) return s;
     return {};
   }
@@ -139,13 +158,13 @@ class DmiGrpc final : public kedge::Plugin {
     // devices come as calls), unless a mapper plugin has the protocol.
     auto sel = db_->prepare("SELECT name, protocol, address, info FROM devicemapper");
     if (!sel.status) return sel.status;
-    while (sel.stmt.step().row) {
+    while (sel.value.step().row) {
       pb::MapperInfo info;
-      info.ParseFromString(sel.stmt.text(3));
-      std::string protocol = sel.stmt.text(1);
-      add(sel.stmt.text(0), protocol, info.version(), sel.stmt.text(2));
-      log_->info("mapper {} ({}) at {} known from before", sel.stmt.text(0), protocol,
-                 sel.stmt.text(2));
+      info.ParseFromString(sel.value.text(3));
+      std::string protocol = sel.value.text(1);
+      add(sel.value.text(0), protocol, info.version(), sel.value.text(2));
+      log_->info("mapper {} ({}) at {} known from before", sel.value.text(0), protocol,
+                 sel.value.text(2));
     }
     register_all(true);
     return {};
@@ -245,8 +264,11 @@ class DmiGrpc final : public kedge::Plugin {
     add(name, mi.protocol(), mi.version(), address);
     auto up = db_->prepare("INSERT OR REPLACE INTO devicemapper VALUES(?, ?, ?, ?)");
     if (up.status) {
-      up.stmt.bind(1, name).bind(2, mi.protocol()).bind(3, address).bind(4, mi.SerializeAsString());
-      if (Status s = up.stmt.run(); !s) log_->warn("mapper {} not saved: {}", name, s.message());
+      up.value.bind(1, name)
+          .bind(2, mi.protocol())
+          .bind(3, address)
+          .bind(4, mi.SerializeAsString());
+      if (Status s = up.value.run(); !s) log_->warn("mapper {} not saved: {}", name, s.message());
     }
     log_->info("mapper {} {} registered for protocol {} at {}", name, mi.version(), mi.protocol(),
                address);
@@ -267,7 +289,7 @@ class DmiGrpc final : public kedge::Plugin {
   // A report or state from a mapper process, to dmi; `done` gets its verdict.
   void forward(std::string op, std::string ns, std::string name, json::object content,
                std::function<void(Status)> done) {
-    auto msg = kedge::make_message(ctx_->name(), "dmi", std::move(op),
+    auto msg = kedge::make_message(ctx_->name(), dmi_, std::move(op),
                                    std::string(contract::kDevicePrefix) + ns + "/" + name,
                                    std::move(content));
     ctx_->request(
@@ -311,7 +333,7 @@ class DmiGrpc final : public kedge::Plugin {
                                .module = ctx_->name(),
                                .with_data = with_data,
                                .if_absent = if_absent};
-    auto msg = kedge::make_message(ctx_->name(), "dmi", std::string(contract::op::kRegister),
+    auto msg = kedge::make_message(ctx_->name(), dmi_, std::string(contract::op::kRegister),
                                    std::string(contract::kMapperPrefix) + reg.name,
                                    contract::to_json(reg));
     ctx_->request(dmi_, kedge::share(std::move(msg)), 10s,
@@ -446,19 +468,10 @@ grpc::Status ManagerService::ReportDeviceStates(grpc::ServerContext*,
   });
 }
 
-constexpr kedge::ConfigKey kConfig[] = {
-    {"socket", kedge::ConfigType::kString, "\"/etc/kubeedge/dmi.sock\"",
-     "Unix socket of DeviceManagerService (relative: under data_dir).", false},
-    {"call_timeout_ms", kedge::ConfigType::kInteger, "4000",
-     "Deadline of each gRPC call to a mapper (keep it below dmi's call_timeout_ms).", false, 100,
-     600000},
-    {contract::kDmiKey, kedge::ConfigType::kString, "\"dmi\"",
-     "The dmi module the mapper processes are registered with.", false},
-};
 constexpr kedge::PeerDecl kPeers[] = {
     {contract::kDmiKey, "register, report and state for each mapper process (requests)", false},
 };
-constexpr const char* kDeps[] = {"dmi"};
+constexpr const char* kDeps[] = {kedge::contracts::kDmi.default_name};
 
 }  // namespace
 

@@ -10,7 +10,7 @@ namespace kedge::edged {
 namespace {
 // The kubelet does not verify an HTTPS probe's certificate.
 net::SslContext insecure_tls() {
-  static const net::SslContext ctx = net::client_context({}, false).ctx;
+  static const net::SslContext ctx = net::client_context({}, false).value;
   return ctx;
 }
 }  // namespace

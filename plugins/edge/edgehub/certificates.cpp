@@ -33,7 +33,7 @@ void EdgeHub::join(std::function<void(Status)> done) {
   auto insecure = net::client_context({}, false);
   auto timeout = std::chrono::seconds(s_.connect_timeout_s);
   net::http_request(
-      ctx_->executor(), insecure.ctx, http_server_.host, http_server_.port,
+      ctx_->executor(), insecure.value, http_server_.host, http_server_.port,
       {"GET", "/ca.crt", {}, "", ""}, timeout, 1 << 20,
       [this, t = t.value, done, timeout](net::HttpResult r) {
         if (!r.status) return done({r.status.code(), "fetching the CA: " + r.status.message()});
@@ -53,7 +53,7 @@ void EdgeHub::join(std::function<void(Status)> done) {
         if (!csr.ok()) return done(csr.status);
         auto verified = net::client_context({ca_pem_, "", ""}, true);
         net::http_request(
-            ctx_->executor(), verified.ctx, http_server_.host, http_server_.port,
+            ctx_->executor(), verified.value, http_server_.host, http_server_.port,
             {"GET",
              "/edge.crt",
              {{"Authorization", "Bearer " + t.jwt}, {"NodeName", node_}},
@@ -129,7 +129,7 @@ void EdgeHub::rotate(std::chrono::seconds retry) {
     log_->error("certificate renewal: {}", tls.status.message());
     return;
   }
-  net::http_request(ctx_->executor(), tls.ctx, http_server_.host, http_server_.port,
+  net::http_request(ctx_->executor(), tls.value, http_server_.host, http_server_.port,
                     {"GET", "/edge.crt", {{"NodeName", node_}}, pki::csr_der(csr.value.get()), ""},
                     std::chrono::seconds(s_.connect_timeout_s), 1 << 20,
                     [this, next_key, retry](net::HttpResult r) {

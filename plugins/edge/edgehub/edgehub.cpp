@@ -116,7 +116,7 @@ kedge::Status EdgeHub::init(kedge::Context& ctx, const kedge::Config& cfg) {
   if (ec) return kedge::invalid_argument("cannot create " + dir_.string() + ": " + ec.message());
   auto db = kedge::sqlite::Db::open((dir_ / "edgehub.db").string());
   if (!db.status) return db.status;
-  db_ = std::move(db.db);
+  db_ = std::move(db.value);
   if (Status s = db_->migrate("edgehub", kSchema); !s) return s;
   // The applied version only moves forward, whatever order ACKs come in.
   auto app = db_->prepare(
@@ -125,8 +125,8 @@ kedge::Status EdgeHub::init(kedge::Context& ctx, const kedge::Config& cfg) {
   auto get = db_->prepare("SELECT rv FROM applied WHERE key = ?");
   for (auto* r : {&app, &get})
     if (!r->status) return r->status;
-  set_applied_ = std::move(app.stmt);
-  get_applied_ = std::move(get.stmt);
+  set_applied_ = std::move(app.value);
+  get_applied_ = std::move(get.value);
   commit_ = std::make_unique<kedge::sqlite::GroupCommit>(*db_, ctx.executor());
   heartbeat_ = std::chrono::seconds(s_.heartbeat_s);
   kedge::reliable::Options qo;
@@ -181,7 +181,7 @@ void EdgeHub::on_message(const MessagePtr& msg) {
   if (msg->header.sync && msg->route.group == "dynamiccontroller") {
     // A question that only the cloud, now, can answer (metaserver's
     // authorization checks): not kept for later; refused at once offline.
-    if (!conn_ || !conn_->send(kedge::json::encode(*msg) + "\n")) {
+    if (!conn_ || !conn_->send(kedge::codec::encode(*msg) + "\n")) {
       Message err = kedge::new_response(*msg, boost::json::string("the cloud is not connected"));
       err.route.operation = std::string(kedge::op::kError);
       (void)ctx_->respond(kedge::share(std::move(err)));
@@ -195,7 +195,7 @@ void EdgeHub::on_message(const MessagePtr& msg) {
                                msg->header.id,
                                0,
                                sync ? kSyncFlag : 0u,
-                               kedge::json::encode(*msg) + "\n",
+                               kedge::codec::encode(*msg) + "\n",
                                sync || s_.expect_acks};
   if (entry.body.size() > static_cast<size_t>(s_.max_frame_bytes)) {
     log_->error("{} {} is {} bytes, over max_frame_bytes; not sent", msg->route.operation,
@@ -261,7 +261,7 @@ void EdgeHub::connect() {
   o.ws.idle_timeout = 3 * heartbeat_;
   o.ws.max_frame = static_cast<size_t>(s_.max_frame_bytes);
   std::string project = s_.project_id;
-  net::ws_connect(ctx_->executor(), tls.ctx, server_.host, server_.port,
+  net::ws_connect(ctx_->executor(), tls.value, server_.host, server_.port,
                   "/" + project + "/" + node_ + "/events", connect_headers(), o,
                   [this](Status s, net::WsPtr c) {
                     if (stopped_) {
@@ -341,19 +341,19 @@ void EdgeHub::schedule_heartbeat() {
                                   std::string(kedge::contracts::wire::group::kResource),
                                   std::string(kedge::op::kKeepalive), "node",
                                   boost::json::string("ping"));
-    (void)conn_->send(kedge::json::encode(ka) + "\n");
+    (void)conn_->send(kedge::codec::encode(ka) + "\n");
     schedule_heartbeat();
   });
 }
 
 void EdgeHub::on_text(std::string&& text) {
-  auto d = kedge::json::decode(text);
+  auto d = kedge::codec::decode(text);
   if (!d.status) {
     log_->warn("frame from the cloud is not a message ({}); ignored", d.status.message());
     return;
   }
   downstream_->inc();
-  Message& m = d.message;
+  Message& m = d.value;
   if (m.is_response()) {
     on_cloud_response(std::move(m));
     return;
@@ -416,7 +416,7 @@ void EdgeHub::on_cloud_response(Message&& m) {
 // A local plugin's response: an ACK of a cloud message (after it persisted
 // it) or an answer to a cloud request. Either goes up at once.
 void EdgeHub::forward_response(const Message& m) {
-  std::string frame = kedge::json::encode(m) + "\n";
+  std::string frame = kedge::codec::encode(m) + "\n";
   auto it = awaiting_ack_.find(m.header.parent_id);
   if (it == awaiting_ack_.end() || it->second.rv.empty()) {
     if (it != awaiting_ack_.end()) awaiting_ack_.erase(it);
@@ -443,7 +443,7 @@ void EdgeHub::forward_response(const Message& m) {
 
 void EdgeHub::ack_cloud(const Message& m) {
   if (conn_)
-    (void)conn_->send(kedge::json::encode(kedge::new_response(m, boost::json::string("OK"))) +
+    (void)conn_->send(kedge::codec::encode(kedge::new_response(m, boost::json::string("OK"))) +
                       "\n");
 }
 
@@ -479,8 +479,8 @@ std::string EdgeHub::status_key(const Message& m) {
 Status EdgeHub::load_outbox() {
   bool acks = s_.expect_acks;
   Status s = outbox_->load([&](const std::string&, kedge::reliable::Entry& e) {
-    auto d = kedge::json::decode(e.body);
-    e.key = d.status ? status_key(d.message) : "";
+    auto d = kedge::codec::decode(e.body);
+    e.key = d.status ? status_key(d.value) : "";
     e.await_ack = acks || (e.flags & kSyncFlag);
     return true;
   });

@@ -111,11 +111,11 @@ class MetaManager final : public kedge::Plugin {
     o.synchronous_full = true;  // the ACK promises the object is on disk
     auto db = kedge::sqlite::Db::open(path, o);
     if (!db.status) return db.status;
-    db_ = std::move(db.db);
+    db_ = std::move(db.value);
     if (Status s = db_->migrate("metamanager", kSchema); !s) return s;
     auto prep = [&](kedge::sqlite::Stmt& st, const char* sql) {
       auto p = db_->prepare(sql);
-      if (p.status) st = std::move(p.stmt);
+      if (p.status) st = std::move(p.value);
       return p.status;
     };
     Status s;

@@ -53,7 +53,7 @@ Status MetaServer::load_tls() {
   }
   auto ctx = net::server_context({ca_pem, cert_pem, key_pem}, net::ClientCert::kNone);
   if (!ctx.status) return ctx.status;
-  tls_ = ctx.ctx;
+  tls_ = ctx.value;
   return {};
 }
 

@@ -11,7 +11,7 @@
 #include "kedge/message.h"
 #include "kedge/status.h"
 
-namespace kedge::json {
+namespace kedge::codec {
 
 // Encodes a message as one line of JSON, exactly as Go's json.Marshal would.
 KEDGE_EXPORT std::string encode(const Message& m);
@@ -21,10 +21,6 @@ KEDGE_EXPORT void encode_value(const boost::json::value& v, std::string& out);
 
 // Decodes a message. Errors name the offending field ("header.timestamp: ...").
 // A trailing newline is tolerated, unknown keys are ignored (as Go does).
-struct DecodeResult {
-  Status status;
-  Message message;
-};
-KEDGE_EXPORT DecodeResult decode(std::string_view text);
+KEDGE_EXPORT Result<Message> decode(std::string_view text);
 
-}  // namespace kedge::json
+}  // namespace kedge::codec

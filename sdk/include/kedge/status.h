@@ -43,6 +43,15 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
+// A value, or the error that prevented it: kedge's one result type. `value`
+// is meaningful only when `ok()`.
+template <class T>
+struct Result {
+  Status status;
+  T value{};
+  bool ok() const { return status.is_ok(); }
+};
+
 inline Status invalid_argument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
 inline Status not_found(std::string m) { return {Code::kNotFound, std::move(m)}; }
 inline Status internal_error(std::string m) { return {Code::kInternal, std::move(m)}; }

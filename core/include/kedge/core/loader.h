@@ -20,10 +20,8 @@ struct LoadedPlugin {
   const PluginDescriptor* descriptor = nullptr;
 };
 
-struct LoadResult {
-  Status status;  // names the file and what is wrong
-  LoadedPlugin plugin;
-};
+// On error, the status names the file and what is wrong.
+using LoadResult = Result<LoadedPlugin>;
 
 // Loads one plugin library and checks its descriptor: the file exists, is an
 // ELF shared object, exports kedge_plugin_entry, speaks this kernel's ABI, and

@@ -36,10 +36,7 @@ struct TlsMaterial {
 
 enum class ClientCert { kNone, kOptional, kRequired };
 
-struct SslContextResult {
-  Status status;
-  SslContext ctx;
-};
+using SslContextResult = Result<SslContext>;
 // TLS 1.2+; TLS 1.2 limited to ECDHE-ECDSA-AES128-GCM-SHA256 as KubeEdge's
 // CloudHub is (TLS 1.3 suites are OpenSSL's defaults).
 KEDGE_EXPORT SslContextResult server_context(const TlsMaterial& m, ClientCert mode);

@@ -31,12 +31,8 @@ using Key = std::unique_ptr<EVP_PKEY, FreeKey>;
 using Cert = std::unique_ptr<X509, FreeCert>;
 using Csr = std::unique_ptr<X509_REQ, FreeCsr>;
 
-template <class T>
-struct Result {
-  Status status;
-  T value{};
-  bool ok() const { return status.is_ok(); }
-};
+// Result<T> is kedge::Result (kedge/status.h).
+using ::kedge::Result;
 
 // A new ECDSA P-256 key.
 KEDGE_EXPORT Key generate_key();

@@ -72,18 +72,12 @@ class KEDGE_EXPORT Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
-  struct OpenResult {
-    Status status;
-    std::unique_ptr<Db> db;
-  };
+  using OpenResult = Result<std::unique_ptr<Db>>;
   // Opens (creating) the database in WAL mode. Errors name the file.
   static OpenResult open(const std::string& path, const Options& opts = {});
 
   Status exec(std::string_view sql);  // one or more statements, no results
-  struct PrepareResult {
-    Status status;
-    Stmt stmt;
-  };
+  using PrepareResult = Result<Stmt>;
   PrepareResult prepare(std::string_view sql);
 
   // Brings `component`'s schema to version steps.size(), running each missing

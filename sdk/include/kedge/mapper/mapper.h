@@ -25,6 +25,7 @@
 #include "kedge/mapper/driver.h"
 #include "kedge/mapper/engine.h"
 #include "kedge/plugin.h"
+#include "kedge/settings.h"
 
 namespace kedge::mapper {
 
@@ -47,19 +48,25 @@ class KEDGE_EXPORT MapperPlugin : public Plugin {
   std::shared_ptr<Impl> impl_;
 };
 
-inline constexpr ConfigKey kMapperPluginConfig[] = {
-    {"dmi", ConfigType::kString, "\"dmi\"",
-     "The module that hands this mapper its devices (kedge's dmi plugin).", false},
-    {"http_address", ConfigType::kString, "\"\"",
-     "Device-as-a-Service: host:port of the mapper's HTTP API (empty: not served).", false},
-    {"health_cycle_ms", ConfigType::kInteger, "5000", "How often each device's health is checked.",
-     false, 100, 3600000},
-    {"max_threads", ConfigType::kInteger, "4",
+// The plugin host's config (kedge/settings.h): every mapper plugin has it.
+struct MapperPluginSettings {
+  std::string dmi, http_address;
+  int64_t health_cycle_ms = 0, max_threads = 0;
+};
+inline constexpr Setting<MapperPluginSettings> kMapperPluginSettings[] = {
+    {contract::kDmiKey, &MapperPluginSettings::dmi, "\"dmi\"",
+     "The module that hands this mapper its devices (kedge's dmi plugin)."},
+    {"http_address", &MapperPluginSettings::http_address, "\"\"",
+     "Device-as-a-Service: host:port of the mapper's HTTP API (empty: not served)."},
+    {"health_cycle_ms", &MapperPluginSettings::health_cycle_ms, "5000",
+     "How often each device's health is checked.", false, 100, 3600000},
+    {"max_threads", &MapperPluginSettings::max_threads, "4",
      "Threads that run the devices' driver calls (started as needed).", false, 1, 64},
 };
-inline constexpr const char* kMapperPluginDependencies[] = {"dmi"};
+inline constexpr auto kMapperPluginConfig = config_keys(kMapperPluginSettings);
+inline constexpr const char* kMapperPluginDependencies[] = {contract::kDmiKey};
 inline constexpr PeerDecl kMapperPluginPeers[] = {
-    {"dmi", "register (request), report and state of its devices", false},
+    {contract::kDmiKey, "register (request), report and state of its devices", false},
 };
 
 }  // namespace kedge::mapper
