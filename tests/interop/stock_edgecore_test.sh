@@ -15,6 +15,11 @@
 #  * the edge offline for a minute (SIGSTOP): NotReady, then Ready again,
 #    the pod kept with its containers;
 #  * the pod deleted in the cloud goes away at the edge;
+#  * a Device for the stock node reaches its DeviceTwin (the `device` and
+#    `device_twin` tables of edgecore.db, with the desired value), and a
+#    value a 1.12-era mapper publishes to the broker beside the edge
+#    ($hw/events/device/<id>/twin/update, mosquitto as EventBus's external
+#    broker) reaches the Device's status in the cloud;
 #  * no protocol error in either log: none of the stock edge's `no handler
 #    found for the message`, `timeout to get response`, `failed to ensure
 #    lease`, `Error getting node`, and no `no controller for group` of
@@ -29,6 +34,9 @@ if [ ! -x "$PEERS/stock-edgecore.sh" ]; then
   echo "SKIP: no stock EdgeCore ($PEERS/stock-edgecore.sh is absent)"; exit 77
 fi
 if [ "$(id -u)" != 0 ]; then echo "SKIP: the stock EdgeCore's kubelet needs root"; exit 77; fi
+for tool in mosquitto mosquitto_pub sqlite3; do
+  command -v $tool >/dev/null || { echo "SKIP: $tool is not installed"; exit 77; }
+done
 source "$SRC/tests/cli/lib.sh"
 export HOME="$work/home" && mkdir -p "$HOME"
 node=stock-$$
@@ -61,7 +69,11 @@ wait_for() {  # SECONDS DESCRIPTION COMMAND...
 }
 
 hub=$(free_port); https=$(free_port); api=$(free_port)
-healthz=$(free_port); ro=$(free_port); ms=$(free_port)
+healthz=$(free_port); ro=$(free_port); ms=$(free_port); mqtt=$(free_port)
+# The broker EventBus and the mappers share (external mode, as 1.12's default).
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt" >"$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+pids+=($!)
 cat >"$work/cloud.toml" <<EOF
 [agent]
 node_name = "cloud"
@@ -100,7 +112,7 @@ ec=$("$PEERS/stock-edgecore.sh" binary "$work/bin") || fail "cannot unpack the s
 token=$("$KEDGE" token create --manifest "$work/cloud.toml") || fail "kedge token create"
 mkdir -p /etc/kubeedge
 DATA="$work/edge" NODE=$node HUB=127.0.0.1:$hub BOOT=127.0.0.1:$https TOKEN=$token CRI=$sock \
-  CNI_CONF="$ctrd/cni/conf" HEALTHZ_PORT=$healthz READONLY_PORT=$ro METASERVER_PORT=$ms \
+  CNI_CONF="$ctrd/cni/conf" HEALTHZ_PORT=$healthz READONLY_PORT=$ro METASERVER_PORT=$ms MQTT=127.0.0.1:$mqtt \
   "$PEERS/stock-edgecore.sh" config >"$work/edgecore.yaml" || fail "cannot render edgecore.yaml"
 # (its kubelet writes kubelet.crt/.key into its working directory)
 (cd "$work" && exec "$ec" --config "$work/edgecore.yaml") >"$work/edge.log" 2>&1 &
@@ -210,6 +222,58 @@ same_pod
 # sandbox, is left running)
 no_tasks() { ! ctr -a "$sock" -n k8s.io tasks ls 2>/dev/null | grep -q RUNNING; }
 wait_for 90 "the pod's containers stopped at the edge" no_tasks
+
+# A Device for the stock node: its DeviceTwin stores it with the desired
+# value (membership and twin messages as 1.12's devicecontroller sends
+# them), and a value a mapper publishes on the broker reaches the cloud.
+dev=thermo-$$
+cat >"$work/device.yaml" <<EOF
+apiVersion: devices.kubeedge.io/v1beta1
+kind: DeviceModel
+metadata: {name: thermo-$$, namespace: default}
+spec:
+  properties:
+  - {name: temperature, type: FLOAT, accessMode: ReadOnly}
+  - {name: setpoint, type: INT, accessMode: ReadWrite}
+---
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {name: $dev, namespace: default}
+spec:
+  deviceModelRef: {name: thermo-$$}
+  nodeName: $node
+  protocol: {protocolName: modbus}
+  properties:
+  - name: setpoint
+    desired: {value: "21"}
+    collectCycle: 1000000000
+    reportCycle: 1000000000
+    reportToCloud: true
+    visitors:
+      protocolName: modbus
+      configData: {register: HoldingRegister, offset: 1}
+EOF
+"$KEDGE" apply -f "$work/device.yaml" >"$work/apply.out" 2>&1 || fail "kedge apply (device): $(cat "$work/apply.out")"
+edge_sql() { sqlite3 "$work/edge/edgecore.db" "$1" 2>/dev/null; }
+in_twin() { edge_sql "select id from device where id = '$dev'" | grep -q "$dev"; }
+wait_for 60 "device $dev in the stock edge's device table" in_twin
+expected=$(edge_sql "select expected from device_twin where deviceid = '$dev' and name = 'setpoint'")
+[ "$expected" = "21" ] || fail "the stock edge's twin has setpoint expected '$expected', not 21; its twins: $(edge_sql 'select * from device_twin')"
+# A 1.12-era mapper reports over MQTT: EventBus hands it to the twin, which
+# sends twin/edge_updated up.
+now_ms=$(($(date +%s) * 1000))
+mosquitto_pub -h 127.0.0.1 -p "$mqtt" -t "\$hw/events/device/$dev/twin/update" \
+  -m "{\"event_id\":\"e-$$\",\"timestamp\":$now_ms,\"twin\":{\"setpoint\":{\"actual\":{\"value\":\"20\"},\"metadata\":{\"type\":\"int\"}},\"temperature\":{\"actual\":{\"value\":\"19.5\"},\"metadata\":{\"type\":\"float\"}}}}" ||
+  fail "mosquitto_pub"
+reported() {
+  "$KEDGE" get device "$dev" -o json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+got = {t["propertyName"]: t.get("reported", {}).get("value") for t in d.get("status", {}).get("twins", [])}
+sys.exit(0 if got.get("setpoint") == "20" and got.get("temperature") == "19.5" else 1)'
+}
+wait_for 60 "the reported values of $dev in the Device's status" reported
+echo "device $dev: in the stock edge's twin; its reported values in the cloud"
 
 # No protocol errors, from start-up on.
 for pat in "no handler found for the message" "timeout to get response" "failed to ensure lease" \

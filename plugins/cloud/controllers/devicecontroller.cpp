@@ -143,14 +143,32 @@ class DeviceController final : public kedge::Plugin {
          obj, str(obj, {"metadata", "resourceVersion"}));
   }
 
+  // A desired value as KubeEdge 1.12's devicecontroller sends it (a
+  // dttype.MsgTwin): the expected value with its time, the type, and
+  // expected_version {cloud: the Device's resourceVersion, edge: 0}. A 1.12
+  // edge's twin refuses a cloud twin without a version ("Version not allowed
+  // be nil while syncing", dtmanager/twin.go dealVersion).
+  json::object msg_twin(const json::value& dev, const std::string& model_key,
+                        const std::string& prop, const std::string& value) {
+    int64_t cloud_version = 0;
+    try {
+      cloud_version = std::stoll(str(dev, {"metadata", "resourceVersion"}));
+    } catch (...) {
+    }
+    return json::object{
+        {"expected",
+         json::object{{"value", value}, {"metadata", json::object{{"timestamp", now_ms()}}}}},
+        {"optional", false},
+        {"metadata", json::object{{"type", type_of(model_key, prop)}}},
+        {"expected_version", json::object{{"cloud", cloud_version}, {"edge", 0}}}};
+  }
+
   // The device as a membership entry (KubeEdge devicetwin dttype.Device).
   json::object member(const json::value& dev) {
     json::object twin;
     std::string model_key =
         str(dev, {"metadata", "namespace"}) + "/" + str(dev, {"spec", "deviceModelRef", "name"});
-    for (auto& [prop, value] : desired_of(dev))
-      twin[prop] = json::object{{"expected", json::object{{"value", value}}},
-                                {"metadata", json::object{{"type", type_of(model_key, prop)}}}};
+    for (auto& [prop, value] : desired_of(dev)) twin[prop] = msg_twin(dev, model_key, prop, value);
     return {{"id", str(dev, {"metadata", "name"})},
             {"name", str(dev, {"metadata", "name"})},
             {"description", str(dev, {"metadata", "labels", "description"})},
@@ -207,11 +225,7 @@ class DeviceController final : public kedge::Plugin {
     // Desired values that changed: to the twin.
     json::object twin;
     for (auto& [prop, value] : desired_of(dev))
-      if (!known || before[prop] != value)
-        twin[prop] = json::object{
-            {"expected",
-             json::object{{"value", value}, {"metadata", json::object{{"timestamp", now_ms()}}}}},
-            {"metadata", json::object{{"type", type_of(model, prop)}}}};
+      if (!known || before[prop] != value) twin[prop] = msg_twin(dev, model, prop, value);
     if (!twin.empty())
       send(
           node, "twin", "update",

@@ -69,19 +69,35 @@ struct TwinRow {
   std::string expected, actual, expected_meta, actual_meta, expected_version, actual_version, type;
 };
 
+struct Settings {
+  std::string db_path, dmi, edgehub, metamanager;
+};
+constexpr kedge::Setting<Settings> kSettings[] = {
+    {"db_path", &Settings::db_path, "\"\"",
+     "SQLite database of KubeEdge's device tables (default <data_dir>/twin.db)."},
+    kedge::contracts::peer_setting(kedge::contracts::kDmi, &Settings::dmi,
+                                   "The module mappers are driven by."),
+    kedge::contracts::peer_setting(kedge::contracts::kEdgeHub, &Settings::edgehub,
+                                   "The module that carries messages to the cloud."),
+    kedge::contracts::peer_setting(kedge::contracts::kMetaManager, &Settings::metamanager,
+                                   "The module stored device and model changes come from."),
+};
+constexpr auto kConfig = kedge::config_keys(kSettings);
+
 class DeviceTwin final : public kedge::Plugin {
  public:
   Status init(kedge::Context& ctx, const kedge::Config& cfg) override {
     ctx_ = &ctx;
     log_ = ctx.logger();
-    dmi_ = cfg.get_string(kedge::contracts::kDmi.key);
-    hub_ = cfg.get_string(kedge::contracts::kEdgeHub.key);
-    metamanager_ = cfg.get_string(kedge::contracts::kMetaManager.key);
-    std::string path = cfg.get_string("db_path");
+    auto set = kedge::read_settings(kSettings, cfg);
+    dmi_ = set.dmi;
+    hub_ = set.edgehub;
+    metamanager_ = set.metamanager;
+    std::string path = set.db_path;
     if (path.empty()) path = (ctx.data_dir() / "twin.db").string();
     auto db = kedge::sqlite::Db::open(path);
     if (!db.status) return db.status;
-    db_ = std::move(db.db);
+    db_ = std::move(db.value);
     if (Status s = db_->migrate("devicetwin", kSchema); !s) return s;
     auto& m = ctx.metrics();
     reports_ = &m.counter("kedge_twin_reports_total", "Reported values stored and sent up");
@@ -130,7 +146,7 @@ class DeviceTwin final : public kedge::Plugin {
   Status load() {
     auto sel = db_->prepare("SELECT id, state FROM device");
     if (!sel.status) return sel.status;
-    while (sel.stmt.step().row) devices_[sel.stmt.text(0)] = sel.stmt.text(1);
+    while (sel.value.step().row) devices_[sel.value.text(0)] = sel.value.text(1);
     log_->info("{} device(s) in the twin tables", devices_.size());
     return {};
   }
@@ -141,25 +157,25 @@ class DeviceTwin final : public kedge::Plugin {
         "SELECT name, expected, actual, expected_meta, actual_meta, expected_version, "
         "actual_version, attr_type FROM device_twin WHERE deviceid = ?");
     if (!sel.status) return out;
-    sel.stmt.bind(1, id);
-    while (sel.stmt.step().row)
-      out[sel.stmt.text(0)] = {sel.stmt.text(1), sel.stmt.text(2), sel.stmt.text(3),
-                               sel.stmt.text(4), sel.stmt.text(5), sel.stmt.text(6),
-                               sel.stmt.text(7)};
+    sel.value.bind(1, id);
+    while (sel.value.step().row)
+      out[sel.value.text(0)] = {sel.value.text(1), sel.value.text(2), sel.value.text(3),
+                                sel.value.text(4), sel.value.text(5), sel.value.text(6),
+                                sel.value.text(7)};
     return out;
   }
 
   Status put_twin(const std::string& id, const std::string& name, const TwinRow& t) {
     auto del = db_->prepare("DELETE FROM device_twin WHERE deviceid = ? AND name = ?");
     if (!del.status) return del.status;
-    del.stmt.bind(1, id).bind(2, name);
-    if (Status s = del.stmt.run(); !s) return s;
+    del.value.bind(1, id).bind(2, name);
+    if (Status s = del.value.run(); !s) return s;
     auto ins = db_->prepare(
         "INSERT INTO device_twin(deviceid, name, description, expected, actual, expected_meta, "
         "actual_meta, expected_version, actual_version, optional, attr_type, metadata) "
         "VALUES(?, ?, '', ?, ?, ?, ?, ?, ?, 1, ?, ?)");
     if (!ins.status) return ins.status;
-    ins.stmt.bind(1, id)
+    ins.value.bind(1, id)
         .bind(2, name)
         .bind(3, t.expected)
         .bind(4, t.actual)
@@ -169,7 +185,7 @@ class DeviceTwin final : public kedge::Plugin {
         .bind(8, t.actual_version)
         .bind(9, t.type)
         .bind(10, json::serialize(json::object{{"type", t.type}}));
-    return ins.stmt.run();
+    return ins.value.run();
   }
 
   Status put_device(const std::string& id, const std::string& description) {
@@ -177,8 +193,8 @@ class DeviceTwin final : public kedge::Plugin {
         "INSERT INTO device(id, name, description, state, last_online) VALUES(?, ?, ?, 'unknown', "
         "'') ON CONFLICT(id) DO UPDATE SET description = excluded.description");
     if (!up.status) return up.status;
-    up.stmt.bind(1, id).bind(2, id).bind(3, description);
-    if (Status s = up.stmt.run(); !s) return s;
+    up.value.bind(1, id).bind(2, id).bind(3, description);
+    if (Status s = up.value.run(); !s) return s;
     devices_.try_emplace(id, "unknown");
     return {};
   }
@@ -190,8 +206,8 @@ class DeviceTwin final : public kedge::Plugin {
           "DELETE FROM device_attr WHERE deviceid = ?", "DELETE FROM device WHERE id = ?"}) {
       auto st = db_->prepare(sql);
       if (!st.status) return st.status;
-      st.stmt.bind(1, id);
-      if (Status s = st.stmt.run(); !s) return s;
+      st.value.bind(1, id);
+      if (Status s = st.value.run(); !s) return s;
     }
     devices_.erase(id);
     return tx.commit();
@@ -328,13 +344,18 @@ class DeviceTwin final : public kedge::Plugin {
   }
 
   // Desired values: taken unless older than the stored cloud version.
-  int apply_desired(const std::string& id, const json::object& twin, int64_t cloud) {
+  int apply_desired(const std::string& id, const json::object& twin, int64_t message_cloud) {
     auto have = twins(id);
     int taken = 0;
     for (auto& [prop, tw] : twin) {
       auto* v = find(tw, {"expected", "value"});
       if (!v) continue;
       TwinRow t = have.count(std::string(prop)) ? have[std::string(prop)] : TwinRow{};
+      // The cloud's version of this value: the twin's own expected_version
+      // (as KubeEdge's devicecontroller sends it), else the message's.
+      int64_t cloud = message_cloud;
+      if (auto* c = find(tw, {"expected_version", "cloud"}); c && c->is_int64() && c->as_int64())
+        cloud = c->as_int64();
       int64_t stored = 0;
       json::object ver = version_of(t.expected_version);
       if (auto* c = ver.if_contains("cloud"); c && c->is_int64()) stored = c->as_int64();
@@ -379,7 +400,7 @@ class DeviceTwin final : public kedge::Plugin {
       if (!t.expected.empty())
         desired[name] = json::object{{"value", t.expected}, {"type", t.type}};
     if (desired.empty()) return;
-    auto msg = kedge::make_message(ctx_->name(), "dmi", "desired", "device/" + id,
+    auto msg = kedge::make_message(ctx_->name(), dmi_, "desired", "device/" + id,
                                    json::object{{"device", id}, {"desired", desired}});
     Status s = ctx_->send(dmi_, kedge::share(std::move(msg)));
     if (!s && s.code() != Code::kNotFound)
@@ -478,8 +499,8 @@ class DeviceTwin final : public kedge::Plugin {
     std::string now = std::to_string(now_ms());
     auto up = db_->prepare("UPDATE device SET state = ?, last_online = ? WHERE id = ?");
     if (up.status) {
-      up.stmt.bind(1, state).bind(2, state == "online" ? now : std::string()).bind(3, id);
-      (void)up.stmt.run();
+      up.value.bind(1, state).bind(2, state == "online" ? now : std::string()).bind(3, id);
+      (void)up.value.run();
     }
     bool changed = devices_[id] != state;
     devices_[id] = state;
@@ -510,15 +531,6 @@ class DeviceTwin final : public kedge::Plugin {
   std::string metamanager_;
 };
 
-constexpr kedge::ConfigKey kConfig[] = {
-    {"db_path", kedge::ConfigType::kString, "\"\"",
-     "SQLite database of KubeEdge's device tables (default <data_dir>/twin.db).", false},
-    kedge::contracts::peer_key(kedge::contracts::kDmi, "The module mappers are driven by."),
-    kedge::contracts::peer_key(kedge::contracts::kEdgeHub,
-                               "The module that carries messages to the cloud."),
-    kedge::contracts::peer_key(kedge::contracts::kMetaManager,
-                               "The module stored device and model changes come from."),
-};
 constexpr kedge::PeerDecl kPeers[] = {
     {kedge::contracts::kDmi.key, "stored device and model changes, \"desired\" values", true},
     {kedge::contracts::kEdgeHub.key,

@@ -102,6 +102,16 @@ struct Pod {
   }
 };
 
+// The node's registration (kubelet's registerWithAPIServer): the worker
+// sends it and acts on the outcome; the reply, on the router's thread, only
+// records it here.
+struct NodeRegistration {
+  enum State : int { kIdle, kInFlight, kCreated, kExists, kFailed, kDone };
+  std::atomic<int> state{kIdle};
+  std::mutex mu;
+  std::string why;  // kFailed: what the cloud or metamanager said
+};
+
 struct Actual {
   std::map<std::string, std::vector<pb::PodSandbox>> sandboxes;  // by pod UID
   std::map<std::string, std::vector<pb::Container>> containers;  // by sandbox id
@@ -219,6 +229,7 @@ class Edged final : public kedge::Plugin {
   // ---- node status (node_status.cpp) ----
   std::string node_ip();
   void maybe_node_status();
+  void register_node(const json::object& status, const std::string& arch);
 
   struct Job {
     std::thread thread;
@@ -248,6 +259,7 @@ class Edged final : public kedge::Plugin {
   Clock::time_point node_sent_{};
   bool node_ready_ = false;
   std::string node_ready_since_, node_since_, node_ip_;
+  std::shared_ptr<NodeRegistration> reg_ = std::make_shared<NodeRegistration>();
   // termination jobs
   std::mutex jobs_mu_;
   std::map<std::string, int> busy_;  // pod UID -> jobs running on it

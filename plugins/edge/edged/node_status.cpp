@@ -1,6 +1,8 @@
-// The node's status (capacity, allocatable, conditions, addresses,
-// nodeInfo, images), sent as a nodepatch every node_status_period_s and when
-// the runtime comes or goes.
+// The node: registered as the kubelet of KubeEdge 1.12 does (an insert of
+// default/node/<name> with the whole Node, answered {"Object","Err"}; a node
+// that exists already gets its default labels by an update), and its status
+// (capacity, allocatable, conditions, addresses, nodeInfo, images) sent as a
+// nodepatch every node_status_period_s and when the runtime comes or goes.
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -52,6 +54,90 @@ std::string Edged::node_ip() {
   }
   if (node_ip_.empty()) node_ip_ = "127.0.0.1";
   return node_ip_;
+}
+
+// kubelet's initial labels (kubelet_node_status.go initialNode) and the two
+// KubeEdge's edged adds.
+static json::object default_labels(const std::string& node, const std::string& arch) {
+  return json::object{{"kubernetes.io/arch", arch},         {"kubernetes.io/os", "linux"},
+                      {"kubernetes.io/hostname", node},     {"beta.kubernetes.io/arch", arch},
+                      {"beta.kubernetes.io/os", "linux"},   {"node-role.kubernetes.io/edge", ""},
+                      {"node-role.kubernetes.io/agent", ""}};
+}
+
+// The reply's outcome: {"Object": Node, "Err": null} when created; an Err
+// whose ErrStatus is AlreadyExists (409) when the node was there.
+static int registration_outcome(const json::value& content, std::string& why) {
+  if (!content.is_object()) {
+    why = content.is_string() ? std::string(content.as_string()) : json::serialize(content);
+    return NodeRegistration::kFailed;
+  }
+  auto* err = content.as_object().if_contains("Err");
+  if (!err || err->is_null()) return NodeRegistration::kCreated;
+  auto* st = find(*err, {"ErrStatus"});
+  if (st && (str(*st, {"reason"}) == "AlreadyExists" ||
+             kedge::json_path::integer_at(*st, {"code"}) == 409))
+    return NodeRegistration::kExists;
+  why = st ? str(*st, {"message"}) : json::serialize(*err);
+  if (why.empty()) why = json::serialize(*err);
+  return NodeRegistration::kFailed;
+}
+
+void Edged::register_node(const json::object& status, const std::string& arch) {
+  NodeRegistration& r = *reg_;
+  int state = r.state.load();
+  if (state == NodeRegistration::kDone || state == NodeRegistration::kInFlight) return;
+  const std::string key = "default/node/" + node_;
+  const std::string group(kedge::contracts::wire::group::kResource);
+  if (state == NodeRegistration::kCreated) {
+    log_->info("node {} registered", node_);
+    r.state = NodeRegistration::kDone;
+    return;
+  }
+  if (state == NodeRegistration::kExists) {
+    // kubelet's updateDefaultLabels: the node was there; its labels follow.
+    json::object node{
+        {"apiVersion", "v1"},
+        {"kind", "Node"},
+        {"metadata", json::object{{"name", node_}, {"labels", default_labels(node_, arch)}}}};
+    auto m = kedge::make_message(ctx_->name(), group, "update", key, std::move(node));
+    if (Status s = ctx_->send(s_.metamanager, kedge::share(std::move(m)), 1s); !s) {
+      log_->warn("labels of node {} not sent: {}", node_, s.message());
+      return;  // again next time
+    }
+    log_->info("node {} was registered already; its default labels are sent", node_);
+    r.state = NodeRegistration::kDone;
+    return;
+  }
+  if (state == NodeRegistration::kFailed) {
+    std::lock_guard lock(r.mu);
+    log_->warn("node {} not registered ({}); trying again", node_, r.why);
+  }
+  json::object node{
+      {"apiVersion", "v1"},
+      {"kind", "Node"},
+      {"metadata", json::object{{"name", node_}, {"labels", default_labels(node_, arch)}}},
+      {"spec", json::object{}},
+      {"status", status}};
+  auto m = kedge::make_message(ctx_->name(), group, std::string(kedge::op::kInsert), key,
+                               std::move(node));
+  m.header.sync = true;
+  r.state = NodeRegistration::kInFlight;
+  ctx_->request(s_.metamanager, kedge::share(std::move(m)), 30s,
+                [reg = reg_](Status s, MessagePtr reply) {
+                  std::string why;
+                  int outcome = NodeRegistration::kFailed;
+                  if (!s || !reply)
+                    why = s ? "no answer" : s.message();
+                  else if (reply->route.operation == kedge::op::kError)
+                    why = reply->content.is_string() ? std::string(reply->content.as_string())
+                                                     : json::serialize(reply->content);
+                  else
+                    outcome = registration_outcome(reply->content, why);
+                  std::lock_guard lock(reg->mu);
+                  reg->why = why;
+                  reg->state = outcome;
+                });
 }
 
 void Edged::maybe_node_status() {
@@ -160,6 +246,7 @@ void Edged::maybe_node_status() {
                                 {"operatingSystem", "linux"},
                                 {"architecture", arch}}},
       {"images", images}};
+  register_node(status, arch);
   auto m = kedge::make_message(ctx_->name(), std::string(kedge::contracts::wire::group::kResource),
                                "patch", "default/nodepatch/" + node_,
                                json::string(json::serialize(json::object{{"status", status}})));
