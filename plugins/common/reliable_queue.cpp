@@ -139,9 +139,9 @@ void Queues::link_lost(const std::string& name) {
   q.inflight.clear();
 }
 
-PumpResult Queues::pump(const std::string& name, const std::function<bool(const Entry&)>& send,
+PumpStats Queues::pump(const std::string& name, const std::function<bool(const Entry&)>& send,
                         Clock::time_point now) {
-  PumpResult r;
+  PumpStats r;
   auto qi = queues_.find(name);
   if (qi == queues_.end()) return r;
   Queue& q = qi->second;

@@ -59,7 +59,7 @@ struct Options {
 
 enum class Added { kQueued, kReplaced, kStale, kFull, kDuplicate };
 
-struct PumpResult {
+struct PumpStats {
   size_t sent = 0, resent = 0;
   bool waiting = false;  // entries remain to send or to be ACKed
 };
@@ -92,7 +92,7 @@ class Queues {
 
   // Sends what is due: overdue resends, then new entries while the window
   // and the QPS budget allow. `send` false: the link is backed up; stop.
-  PumpResult pump(const std::string& queue, const std::function<bool(const Entry&)>& send,
+  PumpStats pump(const std::string& queue, const std::function<bool(const Entry&)>& send,
                   Clock::time_point now = Clock::now());
 
   size_t size(const std::string& queue) const;

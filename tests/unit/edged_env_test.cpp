@@ -11,7 +11,6 @@ namespace {
 
 namespace json = boost::json;
 using ::testing::HasSubstr;
-using Env = std::vector<std::pair<std::string, std::string>>;
 
 json::value obj(const std::string& text) { return json::parse(text); }
 
@@ -29,20 +28,20 @@ struct Objects {
 TEST(EdgedEnv, SecretsAndBinaryDataAreDecodedConfigmapDataIsNot) {
   auto s =
       object_data("secret", "db", obj(R"({"data":{"user":"YWRtaW4=","pw":"czNjcmV0"}})"), true);
-  ASSERT_EQ(s.error, "");
-  EXPECT_EQ(s.values, (std::map<std::string, std::string>{{"pw", "s3cret"}, {"user", "admin"}}));
+  ASSERT_EQ(s.status.message(), "");
+  EXPECT_EQ(s.value, (std::map<std::string, std::string>{{"pw", "s3cret"}, {"user", "admin"}}));
   auto cm = object_data(
       "configmap", "cfg",
       obj(R"({"data":{"a":"YWRtaW4="},"binaryData":{"b":")" + base64_encode("\x01\x02") + R"("}})"),
       true);
-  ASSERT_EQ(cm.error, "");
-  EXPECT_EQ(cm.values.at("a"), "YWRtaW4=");
-  EXPECT_EQ(cm.values.at("b"), "\x01\x02");
+  ASSERT_EQ(cm.status.message(), "");
+  EXPECT_EQ(cm.value.at("a"), "YWRtaW4=");
+  EXPECT_EQ(cm.value.at("b"), "\x01\x02");
   EXPECT_EQ(
-      object_data("configmap", "cfg", obj(R"({"binaryData":{"b":"AQI="}})"), false).values.size(),
+      object_data("configmap", "cfg", obj(R"({"binaryData":{"b":"AQI="}})"), false).value.size(),
       0u);
   auto bad = object_data("secret", "db", obj(R"({"data":{"pw":"not base64!"}})"), true);
-  EXPECT_EQ(bad.error, "secret \"db\": key pw is not base64");
+  EXPECT_EQ(bad.status.message(), "secret \"db\": key pw is not base64");
 }
 
 TEST(EdgedEnv, BuildsTheEnvironmentFromValuesFieldsAndReferences) {
@@ -63,18 +62,18 @@ TEST(EdgedEnv, BuildsTheEnvironmentFromValuesFieldsAndReferences) {
            {"name":"LVL","valueFrom":{"configMapKeyRef":{"name":"cfg","key":"LEVEL"}}},
            {"name":"OPT","valueFrom":{"configMapKeyRef":{"name":"cfg","key":"none","optional":true}}}]})");
   auto r = container_env(c, {"web", "prod", "u-1", "edge-1", "fd00::5", "10.0.0.2"}, o.lookup());
-  ASSERT_EQ(r.error, "");
-  EXPECT_EQ(r.env, (Env{{"APP_LEVEL", "debug"},
-                        {"APP_MODE", "fast"},
-                        {"PLAIN", "v"},
-                        {"POD", "web"},
-                        {"NS", "prod"},
-                        {"UID", "u-1"},
-                        {"NODE", "edge-1"},
-                        {"IP", "fd00::5"},
-                        {"HOST", "10.0.0.2"},
-                        {"PW", "s3cret"},
-                        {"LVL", "debug"}}));
+  ASSERT_EQ(r.status.message(), "");
+  EXPECT_EQ(r.value, (Env{{"APP_LEVEL", "debug"},
+                          {"APP_MODE", "fast"},
+                          {"PLAIN", "v"},
+                          {"POD", "web"},
+                          {"NS", "prod"},
+                          {"UID", "u-1"},
+                          {"NODE", "edge-1"},
+                          {"IP", "fd00::5"},
+                          {"HOST", "10.0.0.2"},
+                          {"PW", "s3cret"},
+                          {"LVL", "debug"}}));
 }
 
 TEST(EdgedEnv, MissingReferencesNameTheVariableAndTheObject) {
@@ -82,7 +81,7 @@ TEST(EdgedEnv, MissingReferencesNameTheVariableAndTheObject) {
   o.by_key["configmap/cfg"] = obj(R"({"data":{"LEVEL":"debug"}})");
   o.by_key["secret/bad"] = obj(R"({"data":{"k":"%%%"}})");
   PodFields pod{"web", "prod", "u-1", "edge-1", "", ""};
-  auto err = [&](const char* c) { return container_env(obj(c), pod, o.lookup()).error; };
+  auto err = [&](const char* c) { return container_env(obj(c), pod, o.lookup()).status.message(); };
   EXPECT_EQ(err(R"({"envFrom":[{"configMapRef":{"name":"nope"}}]})"),
             "configmap \"nope\" not found (envFrom)");
   EXPECT_EQ(
@@ -96,7 +95,7 @@ TEST(EdgedEnv, MissingReferencesNameTheVariableAndTheObject) {
               HasSubstr("env X: valueFrom is not supported"));
   EXPECT_TRUE(container_env(obj(R"({"env":[{"name":"X","valueFrom":{"resourceFieldRef":{}}}]})"),
                             pod, o.lookup())
-                  .env.empty());
+                  .value.empty());
 }
 
 }  // namespace

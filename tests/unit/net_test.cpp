@@ -269,20 +269,24 @@ TEST_F(NetTest, ConnectionLimitRefusesWith503) {
   EXPECT_FALSE(s2);
 }
 
-TEST_F(NetTest, HttpsServerAndClient) {
+TEST_F(NetTest, HttpServerOverTlsAndClient) {
   auto sctx =
       server_context(pki_.leaf("KubeEdge", pki::kServerAuth, "KubeEdge"), ClientCert::kOptional);
   ASSERT_TRUE(sctx.status);
-  auto https = HttpsServer::create(ex_, sctx.value, {std::chrono::seconds(5), 64});
+  HttpServer::Options opts;
+  opts.max_body = 64;
+  auto https = HttpServer::create(ex_, sctx.value, opts);
+  auto answer = [](const HttpRequest& r) {
+    if (r.target == "/ca.crt") return HttpResponse{200, "application/octet-stream", "DER"};
+    if (r.target == "/echo")
+      return HttpResponse{
+          200, "text/plain",
+          r.method + " " + r.body + " " + r.headers.at("nodename") + " " + r.peer_cert_cn};
+    return HttpResponse{404, "text/plain", "not found"};
+  };
   Status ls = run([&] {
-    return https->listen("127.0.0.1", 0, [](const HttpRequest& r) {
-      if (r.target == "/ca.crt") return HttpResponse{200, "application/octet-stream", "DER"};
-      if (r.target == "/echo")
-        return HttpResponse{
-            200, "text/plain",
-            r.method + " " + r.body + " " + r.headers.at("nodename") + " " + r.peer_cert_cn};
-      return HttpResponse{404, "text/plain", "not found"};
-    });
+    return https->listen("127.0.0.1", 0,
+                         [answer](ExchangePtr x) { x->reply(answer(x->request())); });
   });
   ASSERT_TRUE(ls);
   auto call = [&](TlsMaterial m, bool verify, HttpRequest req) {

@@ -33,24 +33,24 @@ TEST(PodUtil, ParsesQuantities) {
 TEST(PodUtil, MapsResourcesToCgroupsAsTheKubelet) {
   auto r = cgroup_resources(json::parse(
       R"({"limits":{"cpu":"500m","memory":"64Mi"},"requests":{"cpu":"250m","memory":"32Mi"}})"));
-  ASSERT_TRUE(r.error.empty());
-  EXPECT_EQ(r.r.cpu_period, 100000);
-  EXPECT_EQ(r.r.cpu_quota, 50000);
-  EXPECT_EQ(r.r.cpu_shares, 256);
-  EXPECT_EQ(r.r.memory_limit, 64 * 1024 * 1024);
+  ASSERT_TRUE(r.status.message().empty());
+  EXPECT_EQ(r.value.cpu_period, 100000);
+  EXPECT_EQ(r.value.cpu_quota, 50000);
+  EXPECT_EQ(r.value.cpu_shares, 256);
+  EXPECT_EQ(r.value.memory_limit, 64 * 1024 * 1024);
   auto none = cgroup_resources(json::value());
-  EXPECT_EQ(none.r.cpu_quota, 0);
-  EXPECT_EQ(none.r.cpu_shares, 2);
-  EXPECT_EQ(none.r.memory_limit, 0);
+  EXPECT_EQ(none.value.cpu_quota, 0);
+  EXPECT_EQ(none.value.cpu_shares, 2);
+  EXPECT_EQ(none.value.memory_limit, 0);
   auto tiny = cgroup_resources(json::parse(R"({"limits":{"cpu":"1m"}})"));
-  EXPECT_EQ(tiny.r.cpu_quota, 1000);  // the kernel's minimum
+  EXPECT_EQ(tiny.value.cpu_quota, 1000);  // the kernel's minimum
   auto bad = cgroup_resources(json::parse(R"({"limits":{"memory":"lots"}})"));
-  EXPECT_EQ(bad.error, "resources.limits.memory: \"lots\" is not a quantity");
+  EXPECT_EQ(bad.status.message(), "resources.limits.memory: \"lots\" is not a quantity");
   auto huge = cgroup_resources(json::parse(R"({"limits":{"cpu":"1e13"}})"));
-  EXPECT_EQ(huge.r.cpu_quota, int64_t{1000000} * 1000 * 100);  // clamped, no overflow
-  EXPECT_EQ(huge.r.cpu_shares, 262144);
+  EXPECT_EQ(huge.value.cpu_quota, int64_t{1000000} * 1000 * 100);  // clamped, no overflow
+  EXPECT_EQ(huge.value.cpu_shares, 262144);
   auto neg = cgroup_resources(json::parse(R"({"requests":{"cpu":"-1"}})"));
-  EXPECT_FALSE(neg.error.empty());
+  EXPECT_FALSE(neg.status.message().empty());
 }
 
 TEST(PodUtil, QosClass) {

@@ -78,7 +78,7 @@ class ReliableQueueTest : public ::testing::Test {
   std::unique_ptr<sqlite::GroupCommit> commit_;
   std::unique_ptr<Queues> q_;
   std::vector<std::string> loaded_;
-  PumpResult last_;
+  PumpStats last_;
   size_t link_room_ = 1000;
 };
 

@@ -160,9 +160,12 @@ kedge::Status CloudHub::start() {
           [this](net::WsPtr c) { on_connection(std::move(c)); });
       !s)
     return s;
-  https_ = net::HttpsServer::create(ex, https_ctx.value, {30s, 1 << 20});
+  net::HttpServer::Options ho;
+  ho.max_body = 1 << 20;  // a CSR
+  ho.idle_timeout = 30s;
+  https_ = net::HttpServer::create(ex, https_ctx.value, ho);
   if (Status s = https_->listen(addr, static_cast<uint16_t>(s_.https_port),
-                                [this](const net::HttpRequest& r) { return bootstrap(r); });
+                                [this](net::ExchangePtr x) { x->reply(bootstrap(x->request())); });
       !s) {
     ws_->stop();
     return s;

@@ -147,7 +147,7 @@ class CloudHub final : public kedge::Plugin {
   std::set<std::string> needs_resync_;
   std::map<std::string, std::string> routes_;  // wire group -> controller module
   std::shared_ptr<net::WsServer> ws_;
-  std::shared_ptr<net::HttpsServer> https_;
+  std::shared_ptr<net::HttpServer> https_;
   std::optional<boost::asio::steady_timer> timer_;
   std::map<std::string, Session> sessions_;
   std::optional<kedge::reliable::Queues> queues_;  // one per node

@@ -27,6 +27,7 @@
 #include <set>
 
 #include "contracts/controllers.h"
+#include "contracts/twin.h"
 #include "k8s.h"
 #include "kedge/common/json.h"
 #include "kedge/plugin.h"
@@ -177,18 +178,7 @@ class DeviceController final : public kedge::Plugin {
   // A property's type from its model (lower-case, as twin metadata types).
   std::string type_of(const std::string& model_key, const std::string& prop) {
     auto it = models_.find(model_key);
-    if (it == models_.end()) return "string";
-    auto* ps = find(it->second, {"spec", "properties"});
-    if (!ps || !ps->is_array()) return "string";
-    for (auto& p : ps->as_array()) {
-      if (str(p, {"name"}) != prop) continue;
-      std::string t = str(p, {"type"});
-      if (auto* to = find(p, {"type"}); to && to->is_object() && !to->as_object().empty())
-        t = std::string(to->as_object().begin()->key());  // v1alpha2: {int: {...}}
-      for (auto& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      return t.empty() ? "string" : t;
-    }
-    return "string";
+    return kedge::contracts::twin::value_type(it == models_.end() ? nullptr : &it->second, prop);
   }
 
   void membership(const std::string& node, const char* field, const json::value& dev) {

@@ -32,12 +32,12 @@ bool Edged::start_container(Pod& p, const json::value& c, const std::string& san
                       auto found = parsed(query(p.ns + "/" + kind + "/" + obj_name));
                       return found.empty() ? std::nullopt : std::optional<json::value>(found[0]);
                     });
-  if (!env.error.empty()) {
+  if (!env.ok()) {
     t.waiting_reason = "CreateContainerConfigError";
-    t.waiting_message = env.error;
+    t.waiting_message = env.status.message();
     return false;
   }
-  for (auto& [k, v] : env.env) {
+  for (auto& [k, v] : env.value) {
     auto* kv = cc->add_envs();
     kv->set_key(k);
     kv->set_value(v);
@@ -87,16 +87,16 @@ bool Edged::start_container(Pod& p, const json::value& c, const std::string& san
   cc->set_log_path(name + "/" + std::to_string(attempt) + ".log");
   auto* resources = find(c, {"resources"});
   auto r = cgroup_resources(resources ? *resources : json::value());
-  if (!r.error.empty()) {
+  if (!r.ok()) {
     t.waiting_reason = "CreateContainerConfigError";
-    t.waiting_message = "container " + name + ": " + r.error;
+    t.waiting_message = "container " + name + ": " + r.status.message();
     return false;
   }
   auto* lr = cc->mutable_linux()->mutable_resources();
-  lr->set_cpu_period(r.r.cpu_period);
-  lr->set_cpu_quota(r.r.cpu_quota);
-  lr->set_cpu_shares(r.r.cpu_shares);
-  lr->set_memory_limit_in_bytes(r.r.memory_limit);
+  lr->set_cpu_period(r.value.cpu_period);
+  lr->set_cpu_quota(r.value.cpu_quota);
+  lr->set_cpu_shares(r.value.cpu_shares);
+  lr->set_memory_limit_in_bytes(r.value.memory_limit);
   std::error_code ec;
   fs::create_directories(pod_dir(p) / "logs" / name, ec);
   pb::CreateContainerResponse res;

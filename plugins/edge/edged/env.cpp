@@ -27,12 +27,13 @@ ObjectData object_data(const std::string& kind, const std::string& name, const j
       if (kind == "secret" || is_binary) {
         auto dec = kedge::pki::base64_decode(text);
         if (!dec.ok()) {
-          out.error = kind + " \"" + name + "\": key " + std::string(k) + " is not base64";
+          out.status = kedge::invalid_argument(kind + " \"" + name + "\": key " + std::string(k) +
+                                               " is not base64");
           return out;
         }
         text = std::move(dec.value);
       }
-      out.values[std::string(k)] = std::move(text);
+      out.value[std::string(k)] = std::move(text);
     }
   }
   return out;
@@ -41,8 +42,8 @@ ObjectData object_data(const std::string& kind, const std::string& name, const j
 EnvResult container_env(const json::value& c, const PodFields& pod, const ObjectLookup& lookup) {
   EnvResult r;
   auto fail = [&r](std::string why) {
-    r.env.clear();
-    r.error = std::move(why);
+    r.value.clear();
+    r.status = kedge::invalid_argument(std::move(why));
     return r;
   };
   for (auto& ef : arr(c, {"envFrom"})) {
@@ -55,14 +56,14 @@ EnvResult container_env(const json::value& c, const PodFields& pod, const Object
       return fail(kind + " \"" + name + "\" not found (envFrom)");
     }
     auto data = object_data(kind, name, *obj, false);
-    if (!data.error.empty()) return fail(data.error);
-    for (auto& [k, v] : data.values) r.env.push_back({str(ef, {"prefix"}) + k, v});
+    if (!data.ok()) return fail(data.status.message());
+    for (auto& [k, v] : data.value) r.value.push_back({str(ef, {"prefix"}) + k, v});
   }
   for (auto& e : arr(c, {"env"})) {
     std::string name = str(e, {"name"});
     auto* vf = find(e, {"valueFrom"});
     if (!vf) {
-      r.env.push_back({name, str(e, {"value"})});
+      r.value.push_back({name, str(e, {"value"})});
       continue;
     }
     if (auto* fr = find(*vf, {"fieldRef"})) {
@@ -74,7 +75,7 @@ EnvResult container_env(const json::value& c, const PodFields& pod, const Object
                         : path == "status.podIP"       ? pod.pod_ip
                         : path == "status.hostIP"      ? pod.host_ip
                                                        : "";
-      r.env.push_back({name, val});
+      r.value.push_back({name, val});
       continue;
     }
     bool secret = find(*vf, {"secretKeyRef"}) != nullptr;
@@ -87,11 +88,11 @@ EnvResult container_env(const json::value& c, const PodFields& pod, const Object
     std::optional<std::string> val;
     if (auto obj = lookup(kind, obj_name)) {
       auto data = object_data(kind, obj_name, *obj, false);
-      if (!data.error.empty()) return fail("env " + name + ": " + data.error);
-      if (auto it = data.values.find(key); it != data.values.end()) val = it->second;
+      if (!data.ok()) return fail("env " + name + ": " + data.status.message());
+      if (auto it = data.value.find(key); it != data.value.end()) val = it->second;
     }
     if (val) {
-      r.env.push_back({name, *val});
+      r.value.push_back({name, *val});
     } else if (!flag(find(*ref, {"optional"}))) {
       return fail("env " + name + ": " + kind + " \"" + obj_name + "\" has no key \"" + key + "\"");
     }

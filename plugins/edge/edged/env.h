@@ -11,16 +11,15 @@
 #include <utility>
 #include <vector>
 
+#include "kedge/status.h"
+
 namespace kedge::edged {
 
 // A configmap's or secret's values: a secret's data and any binaryData
 // decoded from base64, a configmap's data as it is. `binary` adds
 // binaryData (volumes see it; the environment does not). An error names
 // the object and the key.
-struct ObjectData {
-  std::map<std::string, std::string> values;
-  std::string error;
-};
+using ObjectData = Result<std::map<std::string, std::string>>;
 ObjectData object_data(const std::string& kind, const std::string& name,
                        const boost::json::value& obj, bool binary);
 
@@ -38,10 +37,8 @@ using ObjectLookup = std::function<std::optional<boost::json::value>(const std::
 // prefix), then env (value, fieldRef, configMapKeyRef, secretKeyRef; a
 // later name wins in the runtime). An error names the variable and what is
 // missing; optional references that are missing are left out.
-struct EnvResult {
-  std::vector<std::pair<std::string, std::string>> env;
-  std::string error;
-};
+using Env = std::vector<std::pair<std::string, std::string>>;
+using EnvResult = Result<Env>;
 EnvResult container_env(const boost::json::value& container, const PodFields& pod,
                         const ObjectLookup& lookup);
 

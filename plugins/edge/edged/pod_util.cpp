@@ -87,9 +87,9 @@ ResourcesResult cgroup_resources(const json::value& resources) {
     if (!v) return std::nullopt;
     auto q = parse_quantity(str(v), scale);
     if (!q || *q < 0) {
-      if (out.error.empty())
-        out.error =
-            std::string("resources.") + part + "." + res + ": \"" + str(v) + "\" is not a quantity";
+      if (out.ok())
+        out.status = kedge::invalid_argument(std::string("resources.") + part + "." + res + ": \"" +
+                                             str(v) + "\" is not a quantity");
       return std::nullopt;
     }
     return q;
@@ -98,20 +98,20 @@ ResourcesResult cgroup_resources(const json::value& resources) {
   auto cpu_request = get("requests", "cpu", 1000);
   auto mem_limit = get("limits", "memory", 1);
   (void)get("requests", "memory", 1);
-  if (!out.error.empty()) return out;
+  if (!out.ok()) return out;
   // Clamped before multiplying: a million cores is more than any node.
   constexpr int64_t kMaxMillicores = int64_t{1000000} * 1000;
   if (cpu_limit && *cpu_limit > 0) {
-    out.r.cpu_period = 100000;
-    out.r.cpu_quota = std::max<int64_t>(1000, std::min(*cpu_limit, kMaxMillicores) * 100);
+    out.value.cpu_period = 100000;
+    out.value.cpu_quota = std::max<int64_t>(1000, std::min(*cpu_limit, kMaxMillicores) * 100);
   }
   auto shares_from = cpu_request ? cpu_request : cpu_limit;
   // The kubelet's bounds: 2 .. 262144.
-  out.r.cpu_shares =
+  out.value.cpu_shares =
       shares_from
           ? std::clamp<int64_t>(std::min(*shares_from, kMaxMillicores) * 1024 / 1000, 2, 262144)
           : 2;
-  if (mem_limit) out.r.memory_limit = *mem_limit;
+  if (mem_limit) out.value.memory_limit = *mem_limit;
   return out;
 }
 

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "kedge/status.h"
+
 namespace kedge::edged {
 
 // A Kubernetes quantity ("250m", "1.5", "128Mi", "1G", "2e3") scaled by
@@ -23,10 +25,7 @@ struct CgroupResources {
 // quota = limit millicores × period / 1000 (period 100 ms); shares from the
 // request (or the limit) × 1024 / 1000, at least 2; memory from the limit.
 // An error names the bad field (resources.limits.cpu: "abc" ...).
-struct ResourcesResult {
-  CgroupResources r;
-  std::string error;
-};
+using ResourcesResult = Result<CgroupResources>;
 ResourcesResult cgroup_resources(const boost::json::value& resources);
 
 // Guaranteed, Burstable or BestEffort, as Kubernetes decides it.

@@ -49,8 +49,8 @@ bool Edged::prepare_volumes(Pod& p) {
       std::map<std::string, std::string> files;
       if (!found.empty()) {
         auto data = object_data(kind, obj_name, found[0], true);
-        if (!data.error.empty()) return fail_pod(p, "CreateContainerConfigError", data.error);
-        files = std::move(data.values);
+        if (!data.ok()) return fail_pod(p, "CreateContainerConfigError", data.status.message());
+        files = std::move(data.value);
       }
       auto& items = arr(src, {"items"});
       std::map<std::string, std::string> out;

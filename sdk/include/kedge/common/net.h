@@ -141,23 +141,6 @@ struct HttpResponse {
   std::string body;
 };
 
-class KEDGE_EXPORT HttpsServer : public std::enable_shared_from_this<HttpsServer> {
- public:
-  using Handler = std::function<HttpResponse(const HttpRequest&)>;
-  struct Options {
-    std::chrono::milliseconds timeout = 30s;  // per connection: handshake + request + response
-    size_t max_body = 1 << 20;
-  };
-  static std::shared_ptr<HttpsServer> create(boost::asio::any_io_executor ex, SslContext ctx,
-                                             Options opts);
-  virtual ~HttpsServer() = default;
-  // `handler` gets every request (route on method and target) and runs on the
-  // server's executor; unknown paths should get 404.
-  virtual Status listen(const std::string& address, uint16_t port, Handler handler) = 0;
-  virtual uint16_t port() const = 0;
-  virtual void stop() = 0;
-};
-
 // ---- HTTP(S) server with keep-alive and streamed responses ----
 
 // One request being answered. Reply once, or stream: begin_stream() sends
