@@ -66,7 +66,9 @@ constexpr kedge::Setting<Settings> kSettings[] = {
 constexpr auto kConfig = kedge::config_keys(kSettings);
 constexpr kedge::PeerDecl kPeers[] = {
     {kedge::contracts::kMetaManager.key,
-     "queries of <ns>/configmap|secret|pod/<name> (sync), podpatch and nodepatch reports", false},
+     "queries of <ns>/configmap|secret|pod/<name> (sync), the node's registration (insert of "
+     "default/node/<name>, sync; then its labels), podpatch and nodepatch reports",
+     false},
 };
 }  // namespace
 
