@@ -113,6 +113,36 @@ TEST_F(MetaManagerTest, StoresInKubeEdgesMetaTableBeforeTheAck) {
   EXPECT_EQ(handed->route.resource, "default/pod/web");
 }
 
+TEST_F(MetaManagerTest, AKubeEdge112CloudsV1alpha2DeviceIsStoredAndHandedOnAsV1beta1) {
+  // As a 1.12 CloudCore's devicecontroller sends it.
+  Message m = from_cloud("insert", "default/device/thermo", json::parse(R"({
+    "apiVersion": "devices.kubeedge.io/v1alpha2", "kind": "Device",
+    "metadata": {"name": "thermo", "namespace": "default"},
+    "spec": {"deviceModelRef": {"name": "thermo-model"},
+             "nodeSelector": {"nodeSelectorTerms": [{"matchExpressions": [
+                 {"key": "", "operator": "In", "values": ["edge-1"]}]}]},
+             "protocol": {"modbus": {"slaveID": 1},
+                          "common": {"tcp": {"ip": "127.0.0.1", "port": 1502}}},
+             "propertyVisitors": [{"propertyName": "setpoint", "collectCycle": 1000,
+                                   "modbus": {"register": "HoldingRegister", "offset": 1}}]},
+    "status": {"twins": [{"propertyName": "setpoint", "desired": {"value": "21"}}]}})"));
+  m.route.source = "devicecontroller";
+  auto& twin = h_->capture("twin");
+  ASSERT_TRUE(h_->send("metamanager", m));
+  auto handed = twin.wait_for([](const Message& x) { return x.route.operation == "insert"; });
+  ASSERT_TRUE(handed);
+  EXPECT_EQ(handed->content.at("apiVersion"), "devices.kubeedge.io/v1beta1");
+  EXPECT_EQ(handed->content.at("spec").at("nodeName"), "edge-1");
+  EXPECT_EQ(handed->content.at("spec").at("protocol").at("configData").at("port"), 1502);
+  auto& prop = handed->content.at("spec").at("properties").at(0);
+  EXPECT_EQ(prop.at("desired").at("value"), "21");
+  EXPECT_EQ(prop.at("visitors").at("configData").at("register"), "HoldingRegister");
+  // stored (and so served by metaserver) in the same shape
+  auto stored = ask("default/device/thermo");
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(json::parse(stored[0].as_string()).at("apiVersion"), "devices.kubeedge.io/v1beta1");
+}
+
 TEST_F(MetaManagerTest, QueriesAnswerFromTheCacheByKeyAndByType) {
   ASSERT_TRUE(h_->send("metamanager", from_cloud("insert", "default/pod/web", pod("u1"))));
   ASSERT_TRUE(h_->send("metamanager", from_cloud("insert", "default/pod/db", pod("u2"))));

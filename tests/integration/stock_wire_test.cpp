@@ -48,7 +48,9 @@ class StockWire : public ::testing::Test {
             std::to_string(hub) + "\nhttps_port = " + std::to_string(https) +
             "\n[[plugin]]\nname = \"apiserver\"\n[plugin.config]\naddress = \"127.0.0.1\"\nport "
             "= " +
-            std::to_string(api) + "\n[[plugin]]\nname = \"edgecontroller\"\n",
+            std::to_string(api) +
+            "\n[[plugin]]\nname = \"edgecontroller\"\n[[plugin]]\nname = "
+            "\"devicecontroller\"\n",
         root_);
     ASSERT_TRUE(cloud_->errors().empty()) << cloud_->errors()[0];
     ASSERT_TRUE(cloud_->start());
@@ -216,6 +218,57 @@ TEST_F(StockWire, ARequestSentAgainGetsTheSameAnswerAndNothingIsAcked) {
   ASSERT_EQ(c.size(), 1u);
   EXPECT_NE(c[0].content, bj::value("OK"));
   EXPECT_EQ(c[0].route.source, "edgecontroller");
+}
+
+TEST_F(StockWire, DevicesReachA112EdgeInV1alpha2) {
+  auto api = [&](const std::string& target, bj::value body) {
+    auto [s, r] = cloud_->request(
+        "apiserver",
+        make_message("test", "", "request", "",
+                     bj::object{{"method", "POST"}, {"target", target}, {"body", std::move(body)}}),
+        10s);
+    return s && r ? r->content.at("code").as_int64() : 0;
+  };
+  ASSERT_EQ(api("/apis/devices.kubeedge.io/v1beta1/namespaces/default/devicemodels",
+                bj::parse(R"({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",
+                  "metadata": {"name": "thermo", "namespace": "default"},
+                  "spec": {"properties": [{"name": "setpoint", "type": "INT",
+                                           "accessMode": "ReadWrite"}]}})")),
+            201);
+  ASSERT_EQ(api("/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices",
+                bj::parse(R"({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+                  "metadata": {"name": "t1", "namespace": "default"},
+                  "spec": {"deviceModelRef": {"name": "thermo"}, "nodeName": "stock-9",
+                           "protocol": {"protocolName": "modbus",
+                                        "configData": {"ip": "127.0.0.1", "port": 1502}},
+                           "properties": [{"name": "setpoint", "desired": {"value": "21"},
+                             "visitors": {"protocolName": "modbus",
+                               "configData": {"register": "HoldingRegister", "offset": 1}}}]}})")),
+            201);
+  // The edge did not announce kedge's protocol: both objects in the shape
+  // its v1alpha2 Go types decode.
+  auto object = [&](const std::string& resource) -> bj::value {
+    std::unique_lock lk(mu_);
+    bj::value out;
+    cv_.wait_for(lk, 10s, [&] {
+      for (auto& m : got_)
+        if (m.route.resource == resource && m.route.group == "resource") out = m.content;
+      return !out.is_null();
+    });
+    return out;
+  };
+  auto model = object("default/devicemodel/thermo");
+  ASSERT_TRUE(model.is_object());
+  EXPECT_EQ(model.at("apiVersion"), "devices.kubeedge.io/v1alpha2");
+  EXPECT_EQ(model.at("spec").at("properties").at(0).at("type").at("int").at("accessMode"),
+            "ReadWrite");
+  auto dev = object("default/device/t1");
+  ASSERT_TRUE(dev.is_object());
+  EXPECT_EQ(dev.at("apiVersion"), "devices.kubeedge.io/v1alpha2");
+  EXPECT_EQ(dev.at("spec").at("protocol").at("modbus"), bj::object{});
+  EXPECT_EQ(dev.at("spec").at("protocol").at("common").at("tcp").at("port"), 1502);
+  EXPECT_EQ(dev.at("spec").at("propertyVisitors").at(0).at("modbus").at("offset"), 1);
+  EXPECT_EQ(dev.at("status").at("twins").at(0).at("desired").at("value"), "21");
 }
 
 }  // namespace

@@ -281,7 +281,8 @@ echo "device $dev: in the stock edge's twin; its reported values in the cloud"
 
 # No protocol errors, from start-up on.
 for pat in "no handler found for the message" "timeout to get response" "failed to ensure lease" \
-  "Error getting node" "failed to unmarshal message content to unstructured obj: Object 'Kind' is missing in '{\"apiVersion\""; do
+  "Error getting node" "failed to unmarshal message content to unstructured obj: Object 'Kind' is missing in '{\"apiVersion\"" \
+  "invalid message content" "cannot find protocol name"; do
   checked() { head -n "$offline_from" "$work/edge.log"; tail -n +"$((back_from + 1))" "$work/edge.log"; }
   if checked | grep -F "$pat" >/dev/null; then
     checked | grep -F "$pat" | head -3

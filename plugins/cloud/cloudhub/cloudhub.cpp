@@ -301,6 +301,9 @@ void CloudHub::on_closed(const std::string& node, const std::weak_ptr<net::WsCon
 void CloudHub::notify_controllers(const std::string& node, const char* event) {
   boost::json::object content{
       {"event_type", event}, {"timestamp", kedge::now_ms() / 1000}, {"client_id", node}};
+  // whether the edge is kedge's (it announced kedge-acks at connect): the
+  // controllers send it v1beta1 devices, a stock 1.12 edge v1alpha2 ones
+  if (auto s = sessions_.find(node); s != sessions_.end()) content["kedge_edge"] = s->second.acks;
   auto m =
       kedge::share(kedge::make_message(ctx_->name(), "resource", event, "node/" + node, content));
   for (auto& mod : controller_modules()) (void)ctx_->send(mod, m);  // absent ones are fine

@@ -28,6 +28,7 @@
 
 #include "contracts/controllers.h"
 #include "contracts/twin.h"
+#include "device_versions.h"
 #include "k8s.h"
 #include "kedge/common/json.h"
 #include "kedge/plugin.h"
@@ -112,7 +113,17 @@ class DeviceController final : public kedge::Plugin {
       return;
     }
     if (op == "resync") return resync(str(m->content, {"node"}));
-    if (op == "connected") return resync(str(m->content, {"client_id"}));
+    if (op == "connected") {
+      // An edge that announced kedge's protocol at connect acts on v1beta1
+      // objects; any other speaks KubeEdge 1.12's wire (v1alpha2).
+      std::string node = str(m->content, {"client_id"});
+      auto* k = find(m->content, {"kedge_edge"});
+      if (k && k->is_bool() && k->as_bool())
+        kedge_edges_.insert(node);
+      else
+        kedge_edges_.erase(node);
+      return resync(node);
+    }
     if (op == "disconnected") return;
     if (m->route.resource.rfind("node/", 0) == 0 && !m->is_response()) return on_report(m);
   }
@@ -122,6 +133,7 @@ class DeviceController final : public kedge::Plugin {
     std::string node;
     json::value obj;
   };
+  std::set<std::string> kedge_edges_;  // nodes whose edge is kedge's
 
   static std::string key(const json::value& o) {
     return str(o, {"metadata", "namespace"}) + "/" + str(o, {"metadata", "name"});
@@ -137,11 +149,17 @@ class DeviceController final : public kedge::Plugin {
     else
       sent_->inc();
   }
+  // A Device or DeviceModel as the node's edge decodes it: v1beta1 for
+  // kedge's edges, v1alpha2 for KubeEdge 1.12's (and for a node not seen
+  // since start: kedge's edge takes either).
   void send_object(const std::string& node, const std::string& op, const std::string& type,
                    const json::value& obj) {
+    json::value content = kedge_edges_.count(node) ? obj
+                          : type == "device"       ? kedge::devices::device_to_v1alpha2(obj)
+                                                   : kedge::devices::model_to_v1alpha2(obj);
     send(node, "resource", op,
          str(obj, {"metadata", "namespace"}) + "/" + type + "/" + str(obj, {"metadata", "name"}),
-         obj, str(obj, {"metadata", "resourceVersion"}));
+         std::move(content), str(obj, {"metadata", "resourceVersion"}));
   }
 
   // A desired value as KubeEdge 1.12's devicecontroller sends it (a

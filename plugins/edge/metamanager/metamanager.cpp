@@ -24,6 +24,8 @@
 
 #include "contracts/modules.h"
 #include "contracts/wire.h"
+#include "device_versions.h"
+#include "kedge/common/json.h"
 #include "kedge/common/sqlite.h"
 #include "kedge/plugin.h"
 
@@ -193,7 +195,17 @@ class MetaManager final : public kedge::Plugin {
       log_->warn("change of {} not passed to metaserver: {}", m->route.resource, s.message());
   }
 
-  void cloud_change(const MessagePtr& m) {
+  void cloud_change(MessagePtr m) {
+    // A KubeEdge 1.12–1.14 cloud sends v1alpha2 devices and models: they
+    // are stored, served and acted on as v1beta1 (what the twin, dmi and
+    // mappers read).
+    if (const auto& c = m->content; kedge::devices::is_v1alpha2(c)) {
+      Message copy = *m;
+      copy.content = kedge::json_path::string_at(c, {"kind"}) == "DeviceModel"
+                         ? kedge::devices::model_from_v1alpha2(c)
+                         : kedge::devices::device_from_v1alpha2(c);
+      m = kedge::share(std::move(copy));
+    }
     const std::string& key = m->route.resource;
     Parts p = split(key);
     const std::string& op = m->route.operation;
