@@ -2,17 +2,20 @@
 // their drivers; readings are pushed (MQTT, HTTP) and reported to the edge.
 #include "kedge/mapper/engine.h"
 
-#include <mosquitto.h>
 #include <spdlog/logger.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
 #include "device_pool.h"
 #include "kedge/common/http_client.h"
+#include "kedge/common/mqtt.h"
 #include "kedge/message.h"
 
 namespace kedge::mapper {
@@ -57,34 +60,21 @@ std::string key_of(const json::value& obj) {
   return (ns.empty() ? "default" : ns) + "/" + name;
 }
 
-std::once_flag mosquitto_init;
-
 }  // namespace
 
 // ---- the data plane: MQTT (libmosquitto) and HTTP POST ----
 
 class Engine::Publisher {
  public:
-  explicit Publisher(std::shared_ptr<spdlog::logger> log) : log_(std::move(log)) {
-    std::call_once(mosquitto_init, [] { mosquitto_lib_init(); });
-  }
-  ~Publisher() {
-    std::lock_guard lk(mu_);
-    for (auto& [k, m] : clients_) {
-      mosquitto_disconnect(m);
-      mosquitto_loop_stop(m, true);
-      mosquitto_destroy(m);
-    }
-  }
+  explicit Publisher(std::shared_ptr<spdlog::logger> log) : log_(std::move(log)) {}
 
   Status mqtt(const PushMqtt& p, const std::string& payload) {
-    mosquitto* m = client(p.host, p.port);
-    if (!m) return {Code::kUnavailable, "cannot create an MQTT client"};
-    int rc = mosquitto_publish(m, nullptr, p.topic.c_str(), static_cast<int>(payload.size()),
-                               payload.data(), p.qos, p.retained);
-    if (rc != MOSQ_ERR_SUCCESS)
-      return {Code::kUnavailable, "MQTT publish to " + p.host + ":" + std::to_string(p.port) +
-                                      " failed: " + mosquitto_strerror(rc)};
+    mqtt::Client* c = client(p.host, p.port);
+    if (!c) return {Code::kUnavailable, "cannot create an MQTT client"};
+    Status s = c->publish(p.topic, payload, p.qos, p.retained);
+    if (!s)
+      return {s.code(),
+              "MQTT publish to " + p.host + ":" + std::to_string(p.port) + ": " + s.message()};
     return {};
   }
 
@@ -101,27 +91,31 @@ class Engine::Publisher {
   }
 
  private:
-  mosquitto* client(const std::string& host, int port) {
+  // One client per broker, connecting (and reconnecting) in the background;
+  // readings published while the broker is away wait in its bounded queue.
+  mqtt::Client* client(const std::string& host, int port) {
     std::lock_guard lk(mu_);
     std::string key = host + ":" + std::to_string(port);
-    if (auto it = clients_.find(key); it != clients_.end()) return it->second;
-    std::string id =
+    if (auto it = clients_.find(key); it != clients_.end()) return it->second.get();
+    mqtt::Options o;
+    o.host = host;
+    o.port = port;
+    o.client_id =
         "kedge-mapper-" + std::to_string(::getpid()) + "-" + std::to_string(kedge::now_ms());
-    mosquitto* m = mosquitto_new(id.c_str(), true, nullptr);
-    if (!m) return nullptr;
-    mosquitto_reconnect_delay_set(m, 1, 30, true);
-    int rc = mosquitto_connect_async(m, host.c_str(), port, 30);
-    if (rc != MOSQ_ERR_SUCCESS)
-      log_->warn("MQTT broker {} not reachable yet ({}); retrying in the background", key,
-                 mosquitto_strerror(rc));
-    mosquitto_loop_start(m);
-    clients_[key] = m;
-    return m;
+    auto log = log_;
+    auto c = mqtt::Client::create(std::move(o), {}, [log, key](bool up, const std::string& why) {
+      if (!up) log->warn("MQTT broker {}: {}; retrying in the background", key, why);
+    });
+    if (!c.ok()) {
+      log_->warn("{}", c.status.message());
+      return nullptr;
+    }
+    return (clients_[key] = std::move(c.value)).get();
   }
 
   std::shared_ptr<spdlog::logger> log_;
   std::mutex mu_;
-  std::map<std::string, mosquitto*> clients_;
+  std::map<std::string, std::unique_ptr<mqtt::Client>> clients_;
 };
 
 // ---- one device ----

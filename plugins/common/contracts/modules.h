@@ -42,6 +42,7 @@ inline constexpr Peer kMetaServer{"metaserver", "metaserver", "\"metaserver\""};
 inline constexpr Peer kEdged{"edged", "edged", "\"edged\""};
 inline constexpr Peer kTwin{"twin", "twin", "\"twin\""};
 inline constexpr Peer kDmi{"dmi", "dmi", "\"dmi\""};
+inline constexpr Peer kEventBus{"eventbus", "eventbus", "\"eventbus\""};
 // Cloud.
 inline constexpr Peer kCloudHub{"cloudhub", "cloudhub", "\"cloudhub\""};
 inline constexpr Peer kApiServer{"apiserver", "apiserver", "\"apiserver\""};

@@ -35,6 +35,7 @@ inline constexpr std::string_view kEdged = "edged";
 inline constexpr std::string_view kMetaManager = "metamanager";
 inline constexpr std::string_view kMetaServer = "metaserver";
 inline constexpr std::string_view kTwin = "twin";
+inline constexpr std::string_view kBus = "bus";  // EventBus: MQTT uploads
 inline constexpr std::string_view kRouterEventBus = "router_eventbus";
 inline constexpr std::string_view kRouterServiceBus = "router_servicebus";
 // Cloud.

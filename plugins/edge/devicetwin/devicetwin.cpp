@@ -26,6 +26,7 @@
 #include <map>
 #include <regex>
 
+#include "contracts/eventbus.h"
 #include "contracts/modules.h"
 #include "contracts/twin.h"
 #include "kedge/common/json.h"
@@ -35,6 +36,7 @@
 namespace {
 
 namespace json = boost::json;
+namespace eb = kedge::contracts::eventbus;
 using kedge::Code;
 using kedge::Message;
 using kedge::MessagePtr;
@@ -71,7 +73,7 @@ struct TwinRow {
 };
 
 struct Settings {
-  std::string db_path, dmi, edgehub, metamanager;
+  std::string db_path, dmi, edgehub, metamanager, eventbus;
 };
 constexpr kedge::Setting<Settings> kSettings[] = {
     {"db_path", &Settings::db_path, "\"\"",
@@ -82,6 +84,9 @@ constexpr kedge::Setting<Settings> kSettings[] = {
                                    "The module that carries messages to the cloud."),
     kedge::contracts::peer_setting(kedge::contracts::kMetaManager, &Settings::metamanager,
                                    "The module stored device and model changes come from."),
+    kedge::contracts::peer_setting(kedge::contracts::kEventBus, &Settings::eventbus,
+                                   "The module that publishes deltas, documents and membership "
+                                   "updates to mappers over MQTT."),
 };
 constexpr auto kConfig = kedge::config_keys(kSettings);
 
@@ -94,6 +99,7 @@ class DeviceTwin final : public kedge::Plugin {
     dmi_ = set.dmi;
     hub_ = set.edgehub;
     metamanager_ = set.metamanager;
+    eventbus_ = set.eventbus;
     std::string path = set.db_path;
     if (path.empty()) path = (ctx.data_dir() / "twin.db").string();
     auto db = kedge::sqlite::Db::open(path);
@@ -138,7 +144,10 @@ class DeviceTwin final : public kedge::Plugin {
     }
     if (what == "twin/update") return on_report(m, name);
     if (what == "state/update") return on_state(m, name);
-    if (what == "twin/get") return reply(m, twin_doc(name));
+    if (what == "twin/get") {
+      reply(m, twin_doc(name));
+      return publish_delta(name);
+    }
     log_->debug("{} on {}: not handled", op, r);
   }
 
@@ -219,25 +228,50 @@ class DeviceTwin final : public kedge::Plugin {
     auto v = parse_or_null(text);
     return v.is_object() ? v.as_object() : json::object{{"cloud", 0}, {"edge", 0}};
   }
+  // One property as a MsgTwin.
+  static json::object msg_twin(const TwinRow& t) {
+    json::object o{{"metadata", json::object{{"type", t.type}}}, {"optional", true}};
+    if (!t.expected.empty() || !t.expected_meta.empty()) {
+      json::object e{{"value", t.expected}};
+      if (auto m = parse_or_null(t.expected_meta); m.is_object()) e["metadata"] = m;
+      o["expected"] = e;
+      o["expected_version"] = version_of(t.expected_version);
+    }
+    if (!t.actual.empty()) {
+      json::object a{{"value", t.actual}};
+      if (auto m = parse_or_null(t.actual_meta); m.is_object()) a["metadata"] = m;
+      o["actual"] = a;
+      o["actual_version"] = version_of(t.actual_version);
+    }
+    return o;
+  }
   json::object twin_doc(const std::string& id) {
     json::object twin;
-    for (auto& [name, t] : twins(id)) {
-      json::object o{{"metadata", json::object{{"type", t.type}}}, {"optional", true}};
-      if (!t.expected.empty() || !t.expected_meta.empty()) {
-        json::object e{{"value", t.expected}};
-        if (auto m = parse_or_null(t.expected_meta); m.is_object()) e["metadata"] = m;
-        o["expected"] = e;
-        o["expected_version"] = version_of(t.expected_version);
-      }
-      if (!t.actual.empty()) {
-        json::object a{{"value", t.actual}};
-        if (auto m = parse_or_null(t.actual_meta); m.is_object()) a["metadata"] = m;
-        o["actual"] = a;
-        o["actual_version"] = version_of(t.actual_version);
-      }
-      twin[name] = std::move(o);
-    }
+    for (auto& [name, t] : twins(id)) twin[name] = msg_twin(t);
     return {{"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", std::move(twin)}};
+  }
+
+  // ---- to mappers over MQTT (through eventbus, if it runs) ----
+  void to_bus(const std::string& topic, json::object doc) {
+    auto msg =
+        kedge::make_message(ctx_->name(), "bus", std::string(eb::kPublish), topic, std::move(doc));
+    Status s = ctx_->send(eventbus_, kedge::share(std::move(msg)));
+    if (!s && s.code() != Code::kNotFound)
+      log_->warn("{} not passed to eventbus: {}", topic, s.message());
+  }
+  // The desired values a mapper has yet to apply (expected != actual), as
+  // KubeEdge's twin/update/delta.
+  void publish_delta(const std::string& id) {
+    json::object delta, twin;
+    for (auto& [name, t] : twins(id)) {
+      twin[name] = msg_twin(t);
+      if (!t.expected.empty() && t.expected != t.actual) delta[name] = t.expected;
+    }
+    if (delta.empty()) return;
+    to_bus(eb::device_topic(id, "twin/update/delta"), {{"event_id", kedge::new_uuid()},
+                                                       {"timestamp", now_ms()},
+                                                       {"twin", std::move(twin)},
+                                                       {"delta", std::move(delta)}});
   }
   json::object membership() {
     json::array devs;
@@ -260,6 +294,12 @@ class DeviceTwin final : public kedge::Plugin {
 
   void reply(const MessagePtr& m, json::value content) {
     if (m->header.id.empty()) return;
+    // A result carries the request's event id, as KubeEdge's do.
+    json::value req =
+        m->content.is_string() ? parse_or_null(std::string(m->content.as_string())) : m->content;
+    if (std::string ev = kedge::json_path::string_at(req, {"event_id"});
+        !ev.empty() && content.is_object())
+      content.as_object()["event_id"] = ev;
     Message r = kedge::new_response(*m, std::move(content));
     r.route.source = ctx_->name();
     (void)ctx_->respond(kedge::share(std::move(r)));
@@ -320,6 +360,7 @@ class DeviceTwin final : public kedge::Plugin {
   }
 
   void on_membership(const MessagePtr& m) {
+    json::array added_out, removed_out;
     if (auto* added = find(m->content, {"added_devices"}); added && added->is_array())
       for (auto& d : added->as_array()) {
         std::string id = str(d, {"id"});
@@ -327,10 +368,23 @@ class DeviceTwin final : public kedge::Plugin {
         (void)put_device(id, str(d, {"description"}));
         if (auto* tw = find(d, {"twin"}); tw && tw->is_object())
           apply_desired(id, tw->as_object(), 0);
+        added_out.push_back(d);
       }
     if (auto* removed = find(m->content, {"removed_devices"}); removed && removed->is_array())
       for (auto& d : removed->as_array())
-        if (std::string id = str(d, {"id"}); !id.empty()) (void)remove_device(id);
+        if (std::string id = str(d, {"id"}); !id.empty()) {
+          (void)remove_device(id);
+          removed_out.push_back(d);
+        }
+    // Mappers on MQTT learn of it on membership/updated.
+    if (!added_out.empty() || !removed_out.empty())
+      to_bus(eb::node_topic(ctx_->node_name(), "membership/updated"),
+             {{"event_id", kedge::new_uuid()},
+              {"timestamp", now_ms()},
+              {"added_devices", std::move(added_out)},
+              {"removed_devices", std::move(removed_out)}});
+    for (auto& d : kedge::json_path::array_at(m->content, {"added_devices"}))
+      if (std::string id = str(d, {"id"}); !id.empty()) publish_delta(id);
   }
 
   // Desired values: taken unless older than the stored cloud version.
@@ -385,6 +439,7 @@ class DeviceTwin final : public kedge::Plugin {
 
   // The desired values to the mapper side, if one runs here.
   void push_desired(const std::string& id) {
+    publish_delta(id);
     json::object desired;
     for (auto& [name, t] : twins(id))
       if (!t.expected.empty())
@@ -450,6 +505,20 @@ class DeviceTwin final : public kedge::Plugin {
     }
     if (Status s = tx.commit(); !s)
       return reply(m, error_doc(500, "cannot store the report: " + s.message()));
+    // The document: each changed property before and after (KubeEdge's
+    // twin/update/document).
+    if (!up.empty()) {
+      auto now = twins(id);
+      json::object doc;
+      for (auto& [key, v] : up) {
+        std::string k(key);
+        json::object e{{"current", msg_twin(now[k])}};
+        e["last"] = have.count(k) ? json::value(msg_twin(have[k])) : json::value(nullptr);
+        doc[k] = std::move(e);
+      }
+      to_bus(eb::device_topic(id, "twin/update/document"),
+             {{"event_id", kedge::new_uuid()}, {"timestamp", now_ms()}, {"twin", std::move(doc)}});
+    }
     if (!up.empty()) {
       // Every reported value goes up, not only the changed ones: the newest
       // report of a device then stands for all before it, and edgehub keeps
@@ -518,11 +587,13 @@ class DeviceTwin final : public kedge::Plugin {
   std::map<std::string, std::string> devices_;  // id -> state
   std::map<std::string, json::value> models_;   // ns/name
   kedge::Counter *reports_ = nullptr, *desired_ = nullptr, *rejected_ = nullptr;
-  std::string metamanager_;
+  std::string metamanager_, eventbus_;
 };
 
 constexpr kedge::PeerDecl kPeers[] = {
     {kedge::contracts::kDmi.key, "stored device and model changes, \"desired\" values", true},
+    {kedge::contracts::kEventBus.key,
+     "publish of twin/update/delta, twin/update/document, membership/updated", true},
     {kedge::contracts::kEdgeHub.key,
      "twin and state updates up to the cloud, ACKs of the cloud's messages", true},
 };
