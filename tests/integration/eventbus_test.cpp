@@ -11,6 +11,7 @@
 #include "../common/process.h"
 #include "cloud_edge.h"
 #include "kedge/common/mqtt.h"
+#include "kedge/common/pki.h"
 
 namespace kedge {
 namespace {
@@ -20,8 +21,10 @@ using kedge::testing::Process;
 class EventBus : public CloudEdge {
  protected:
   std::string edge_plugins() override {
-    return "[[plugin]]\nname = \"eventbus\"\n[plugin.config]\nmqtt_server = \"tcp://127.0.0.1:" +
-           std::to_string(mqtt_port_) + "\"\nmax_payload = 4096\n";
+    return "[[plugin]]\nname = \"eventbus\"\n[plugin.config]\nmax_payload = 4096\n" +
+           (eventbus_config_.empty()
+                ? "mqtt_server = \"tcp://127.0.0.1:" + std::to_string(mqtt_port_) + "\"\n"
+                : eventbus_config_);
   }
   void SetUp() override {
     CloudEdge::SetUp();
@@ -43,8 +46,7 @@ class EventBus : public CloudEdge {
   }
 
   // The 1.12-era mapper: subscribed to everything the edge publishes for it.
-  void start_mapper() {
-    mqtt::Options o;
+  void start_mapper(mqtt::Options o = {}) {
     o.port = mqtt_port_;
     o.client_id = "test-mapper";
     auto c = mqtt::Client::create(o, [this](std::string topic, std::string payload) {
@@ -94,6 +96,7 @@ class EventBus : public CloudEdge {
     return p == std::string::npos ? -1 : std::atoll(text.c_str() + p + name.size() + 2);
   }
 
+  std::string eventbus_config_;
   uint16_t mqtt_port_ = 0;
   std::unique_ptr<Process> broker_;
   std::unique_ptr<mqtt::Client> mapper_;
@@ -265,6 +268,87 @@ TEST_F(EventBus, ARestartedBrokerIsOutlived) {
       30s));
   EXPECT_TRUE(
       Harness::eventually([&] { return reported("thermo-1", "temperature") == "22"; }, 10s));
+}
+
+// KubeEdge's internal mode: eventbus runs the broker (a supervised
+// mosquitto on loopback) and restarts it when it dies.
+TEST_F(EventBus, TheInternalBrokerIsRunAndRestartedByEventbus) {
+  broker_.reset();  // no external broker: eventbus brings its own
+  eventbus_config_ =
+      "mode = \"internal\"\ninternal_server = \"tcp://127.0.0.1:" + std::to_string(mqtt_port_) +
+      "\"\n";
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(Harness::eventually([&] { return metric("kedge_eventbus_connected") == 1; }, 15s));
+  start_mapper();
+  create_device("25");
+  ASSERT_TRUE(wait_on(kDev + "twin/update/delta").is_object());
+  auto report_answered = [&](const std::string& value) {
+    static int n = 0;
+    std::string ev = "int-" + std::to_string(++n);
+    pub(kDev + "twin/update", R"({"event_id":")" + ev +
+                                  R"(","twin":{"temperature":{"actual":{"value":")" + value +
+                                  R"("}}}})");
+    return wait_on(kDev + "twin/update/result", event(ev), 500ms).is_object();
+  };
+  ASSERT_TRUE(Harness::eventually([&] { return report_answered("20"); }, 10s));
+  // The broker dies: eventbus starts it again, and reconnects.
+  std::string conf = (root_ / "edge/data/eventbus-broker/mosquitto.conf").string();
+  ASSERT_EQ(std::system(("pkill -KILL -x -f 'mosquitto -c " + conf + "'").c_str()), 0);
+  ASSERT_TRUE(Harness::eventually([&] { return metric("kedge_eventbus_connected") == 0; }, 10s));
+  ASSERT_TRUE(Harness::eventually([&] { return metric("kedge_eventbus_connected") == 1; }, 30s));
+  ASSERT_TRUE(Harness::eventually([&] { return report_answered("23"); }, 30s));
+  EXPECT_TRUE(
+      Harness::eventually([&] { return reported("thermo-1", "temperature") == "23"; }, 10s));
+  // Stopped with the edge.
+  edge_.reset();
+  EXPECT_NE(std::system(("pgrep -x -f 'mosquitto -c " + conf + "' >/dev/null").c_str()), 0);
+}
+
+// TLS to an external broker that asks for client certificates.
+TEST_F(EventBus, ReachesABrokerOverTls) {
+  broker_.reset();
+  auto ca_key = pki::generate_key();
+  auto ca = pki::make_ca(ca_key.get(), {"test-mqtt-ca", ""});
+  ASSERT_TRUE(ca.ok());
+  auto write_pair = [&](const std::string& name, unsigned usage) {
+    auto k = pki::generate_key();
+    pki::SignOptions so;
+    so.usages = usage;
+    so.ips = {"127.0.0.1"};
+    auto c = pki::issue(ca.value.get(), ca_key.get(), k.get(), {name, ""}, so);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(
+        pki::write_file((root_ / (name + ".crt")).string(), pki::cert_pem(c.value.get()), false));
+    ASSERT_TRUE(pki::write_file((root_ / (name + ".key")).string(), pki::key_pem(k.get()), false));
+  };
+  ASSERT_TRUE(pki::write_file((root_ / "ca.crt").string(), pki::cert_pem(ca.value.get()), false));
+  write_pair("127.0.0.1", pki::kServerAuth);
+  write_pair("edge-client", pki::kClientAuth);
+  auto file = [&](const std::string& n) { return (root_ / n).string(); };
+  std::ofstream(root_ / "mosquitto.conf")
+      << "listener " << mqtt_port_ << " 127.0.0.1\nallow_anonymous true\npersistence false\n"
+      << "cafile " << file("ca.crt") << "\ncertfile " << file("127.0.0.1.crt") << "\nkeyfile "
+      << file("127.0.0.1.key") << "\nrequire_certificate true\n";
+  start_broker();
+  eventbus_config_ = "mqtt_server = \"ssl://127.0.0.1:" + std::to_string(mqtt_port_) +
+                     "\"\nca_file = \"" + file("ca.crt") + "\"\ncert_file = \"" +
+                     file("edge-client.crt") + "\"\nkey_file = \"" + file("edge-client.key") +
+                     "\"\n";
+  start_cloud();
+  start_edge();
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(Harness::eventually([&] { return metric("kedge_eventbus_connected") == 1; }, 15s));
+  mqtt::Options o;
+  o.ca_file = file("ca.crt");
+  o.cert_file = file("edge-client.crt");
+  o.key_file = file("edge-client.key");
+  start_mapper(o);
+  create_device("25");
+  auto delta = wait_on(kDev + "twin/update/delta");
+  ASSERT_TRUE(delta.is_object()) << "no delta over TLS";
+  EXPECT_EQ(delta.at("delta").at("setpoint"), "25");
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <regex>
 
+#include "broker_process.h"
 #include "contracts/eventbus.h"
 #include "contracts/modules.h"
 #include "contracts/wire.h"
@@ -56,12 +57,23 @@ const std::vector<std::string> kSchema = {
 const std::regex kDeviceId("^[a-zA-Z0-9-_.,:@]{1,128}$");
 
 struct Settings {
+  std::string mode, internal_server, broker_binary;
+  int64_t session_queue = 0;
   std::string mqtt_server, client_id, username, password, ca_file, cert_file, key_file, db_path;
   int64_t qos = 0, max_payload = 0, offline_queue = 0, twin_timeout_ms = 0;
   bool retain = false;
   std::string twin, edgehub;
 };
 constexpr kedge::Setting<Settings> kSettings[] = {
+    {"mode", &Settings::mode, "\"external\"",
+     "Which broker (KubeEdge's mqttMode): external (2, mqtt_server), internal (0, a mosquitto "
+     "run by eventbus at internal_server) or both (1)."},
+    {"internal_server", &Settings::internal_server, "\"tcp://127.0.0.1:1884\"",
+     "Where the internal broker listens (mqttServerInternal); a loopback address."},
+    {"broker_binary", &Settings::broker_binary, "\"mosquitto\"",
+     "The internal broker's program (searched in PATH)."},
+    {"session_queue", &Settings::session_queue, "100",
+     "The internal broker's per-client queue (mqttSessionQueueSize).", false, 1, 1000000},
     {"mqtt_server", &Settings::mqtt_server, "\"tcp://127.0.0.1:1883\"",
      "The MQTT broker (KubeEdge's mqttServerExternal): tcp:// or ssl://host:port."},
     {"client_id", &Settings::client_id, "\"\"",
@@ -101,16 +113,36 @@ class EventBus final : public kedge::Plugin {
     ctx_ = &ctx;
     log_ = ctx.logger();
     s_ = kedge::read_settings(kSettings, cfg);
-    opts_.client_id =
+    if (s_.mode != "external" && s_.mode != "internal" && s_.mode != "both")
+      return kedge::invalid_argument("mode: '" + s_.mode +
+                                     "' is not one of external, internal, both");
+    std::string id =
         s_.client_id.empty() ? "hub-client-" + std::to_string(kedge::now_ms()) : s_.client_id;
-    opts_.username = s_.username;
-    opts_.password = s_.password;
-    opts_.ca_file = s_.ca_file;
-    opts_.cert_file = s_.cert_file;
-    opts_.key_file = s_.key_file;
-    opts_.offline_queue = static_cast<size_t>(s_.offline_queue);
-    if (Status s = kedge::mqtt::parse_url(s_.mqtt_server, opts_); !s)
-      return kedge::invalid_argument("mqtt_server: " + s.message());
+    if (s_.mode != "internal") {
+      Broker& b = brokers_.emplace_back();
+      b.label = "external";
+      b.opts.client_id = id;
+      b.opts.username = s_.username;
+      b.opts.password = s_.password;
+      b.opts.ca_file = s_.ca_file;
+      b.opts.cert_file = s_.cert_file;
+      b.opts.key_file = s_.key_file;
+      if (Status s = kedge::mqtt::parse_url(s_.mqtt_server, b.opts); !s)
+        return kedge::invalid_argument("mqtt_server: " + s.message());
+    }
+    if (s_.mode != "external") {
+      Broker& b = brokers_.emplace_back();
+      b.label = "internal";
+      b.opts.client_id = id + "-internal";
+      if (Status s = kedge::mqtt::parse_url(s_.internal_server, b.opts); !s)
+        return kedge::invalid_argument("internal_server: " + s.message());
+      if (b.opts.host.rfind("127.", 0) != 0 && b.opts.host != "::1" && b.opts.host != "localhost")
+        return kedge::invalid_argument("internal_server: '" + b.opts.host +
+                                       "' is not a loopback address");
+      internal_ = {s_.broker_binary, b.opts.host, b.opts.port, s_.session_queue,
+                   ctx.data_dir() / "eventbus-broker"};
+    }
+    for (auto& b : brokers_) b.opts.offline_queue = static_cast<size_t>(s_.offline_queue);
     std::string path = s_.db_path.empty() ? (ctx.data_dir() / "eventbus.db").string() : s_.db_path;
     auto db = kedge::sqlite::Db::open(path);
     if (!db.status) return db.status;
@@ -124,46 +156,74 @@ class EventBus final : public kedge::Plugin {
                           "MQTT twin requests refused (bad JSON, bad device id)");
     oversize_ = &m.counter("kedge_eventbus_oversize_total",
                            "MQTT payloads dropped for being over max_payload");
-    connected_ = &m.gauge("kedge_eventbus_connected", "1 while connected to the broker");
+    connected_ =
+        &m.gauge("kedge_eventbus_connected", "Brokers connected now (1, or 2 in mode both)");
     return {};
   }
 
   Status start() override {
-    auto ex = ctx_->executor();
-    // The network thread's news, run on this plugin's strand while it runs.
+    if (s_.mode != "external") {
+      broker_process_ =
+          std::make_unique<kedge::eventbus::BrokerProcess>(ctx_->executor(), log_, internal_);
+      if (Status s = broker_process_->start(); !s) return s;
+    }
+    // The network threads' news, run on this plugin's strand while it runs.
     alive_ = std::make_shared<std::atomic<bool>>(true);
+    std::vector<std::string> topics(eb::kSubscriptions.begin(), eb::kSubscriptions.end());
+    auto sel = db_->prepare("SELECT topic FROM sub_topics");
+    if (!sel.status) return sel.status;
+    while (sel.value.step().row) topics.push_back(sel.value.text(0));
+    for (auto& b : brokers_) {
+      if (Status s = connect(b); !s) return s;
+      for (auto& t : topics) (void)b.client->subscribe(t, 1);
+    }
+    return {};
+  }
+  Status stop() override {
+    if (alive_) *alive_ = false;
+    for (auto& b : brokers_) b.client.reset();
+    broker_process_.reset();
+    return {};
+  }
+
+ private:
+  struct Broker {
+    std::string label;
+    kedge::mqtt::Options opts;
+    std::unique_ptr<kedge::mqtt::Client> client;
+    bool up = false;
+  };
+
+  Status connect(Broker& b) {
+    auto ex = ctx_->executor();
     auto c = kedge::mqtt::Client::create(
-        opts_,
+        b.opts,
         [this, ex, alive = alive_](std::string topic, std::string payload) {
           boost::asio::post(ex,
                             [this, alive, t = std::move(topic), p = std::move(payload)]() mutable {
                               if (*alive) on_mqtt(t, std::move(p));
                             });
         },
-        [this, ex, alive = alive_](bool up, const std::string& why) {
-          boost::asio::post(ex, [this, alive, up, why] {
+        [this, ex, alive = alive_, b = &b](bool up, const std::string& why) {
+          boost::asio::post(ex, [this, alive, b, up, why] {
             if (!*alive) return;
-            connected_->set(up ? 1 : 0);
+            b->up = up;
+            int64_t n = 0;
+            for (auto& x : brokers_) n += x.up ? 1 : 0;
+            connected_->set(n);
             if (up)
-              log_->info("connected to the MQTT broker {}:{}", opts_.host, opts_.port);
+              log_->info("connected to the {} MQTT broker {}:{}", b->label, b->opts.host,
+                         b->opts.port);
             else
-              log_->warn("MQTT broker {}:{}: {}", opts_.host, opts_.port, why);
+              log_->warn("{} MQTT broker {}:{}: {}", b->label, b->opts.host, b->opts.port, why);
           });
         });
     if (!c.ok()) return c.status;
-    client_ = std::move(c.value);
-    for (auto t : eb::kSubscriptions) (void)client_->subscribe(std::string(t), 1);
-    auto sel = db_->prepare("SELECT topic FROM sub_topics");
-    if (!sel.status) return sel.status;
-    while (sel.value.step().row) (void)client_->subscribe(sel.value.text(0), 1);
-    return {};
-  }
-  Status stop() override {
-    if (alive_) *alive_ = false;
-    client_.reset();
+    b.client = std::move(c.value);
     return {};
   }
 
+ public:
   // From the cloud's router (through edgehub) and from the twin.
   void on_message(const MessagePtr& m) override {
     if (m->is_response() || m->route.operation == kedge::op::kConnect) return;
@@ -203,10 +263,17 @@ class EventBus final : public kedge::Plugin {
   Status publish(const std::string& topic, const std::string& payload) {
     if (topic.empty() || topic.find_first_of("+#") != std::string::npos)
       return kedge::invalid_argument("topic '" + topic + "' is not one to publish to");
-    if (!client_) return {Code::kUnavailable, "not started"};
-    Status s = client_->publish(topic, payload, static_cast<int>(s_.qos), s_.retain);
-    if (s) published_->inc();
-    return s;
+    // To every broker (KubeEdge's mode "both" publishes to both).
+    Status out;
+    for (auto& b : brokers_) {
+      if (!b.client) return {Code::kUnavailable, "not started"};
+      Status s = b.client->publish(topic, payload, static_cast<int>(s_.qos), s_.retain);
+      if (s)
+        published_->inc();
+      else
+        out = s;
+    }
+    return out;
   }
   Status subscribe(const std::string& topic) {
     if (topic.empty()) return kedge::invalid_argument("no topic to subscribe to");
@@ -214,14 +281,20 @@ class EventBus final : public kedge::Plugin {
     if (!ins.status) return ins.status;
     ins.value.bind(1, topic);
     if (Status s = ins.value.run(); !s) return s;
-    return client_ ? client_->subscribe(topic, 1) : Status{};
+    for (auto& b : brokers_)
+      if (b.client)
+        if (Status s = b.client->subscribe(topic, 1); !s) return s;
+    return {};
   }
   Status unsubscribe(const std::string& topic) {
     auto del = db_->prepare("DELETE FROM sub_topics WHERE topic = ?");
     if (!del.status) return del.status;
     del.value.bind(1, topic);
     if (Status s = del.value.run(); !s) return s;
-    return client_ ? client_->unsubscribe(topic) : Status{};
+    for (auto& b : brokers_)
+      if (b.client)
+        if (Status s = b.client->unsubscribe(topic); !s) return s;
+    return {};
   }
 
   void on_mqtt(const std::string& topic, std::string payload) {
@@ -309,9 +382,10 @@ class EventBus final : public kedge::Plugin {
   kedge::Context* ctx_ = nullptr;
   std::shared_ptr<spdlog::logger> log_;
   Settings s_;
-  kedge::mqtt::Options opts_;
+  std::vector<Broker> brokers_;  // not resized after init: callbacks hold pointers
+  kedge::eventbus::BrokerSettings internal_;
+  std::unique_ptr<kedge::eventbus::BrokerProcess> broker_process_;
   std::unique_ptr<kedge::sqlite::Db> db_;
-  std::unique_ptr<kedge::mqtt::Client> client_;
   std::shared_ptr<std::atomic<bool>> alive_;
   kedge::Counter *received_ = nullptr, *published_ = nullptr, *uploaded_ = nullptr,
                  *refused_ = nullptr, *oversize_ = nullptr;
