@@ -1,5 +1,7 @@
 #include "broker_process.h"
 
+#include "child_process.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,8 +13,6 @@
 #include <cstring>
 #include <fstream>
 #include <vector>
-
-extern char** environ;
 
 namespace kedge::eventbus {
 
@@ -44,28 +44,9 @@ Status BrokerProcess::start() {
 Status BrokerProcess::spawn() {
   std::string conf = (s_.dir / "mosquitto.conf").string(),
               log = (s_.dir / "mosquitto.log").string();
-  std::vector<std::string> argv = {s_.binary, "-c", conf};
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  int rc = ::posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), environ);
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    pid_ = -1;
-    return {Code::kUnavailable,
-            "cannot start the internal MQTT broker '" + s_.binary + "': " + std::strerror(rc)};
-  }
+  std::string error;
+  pid_ = spawn_logged({s_.binary, "-c", conf}, log, true, &error);
+  if (pid_ <= 0) return {Code::kUnavailable, "internal MQTT broker: " + error};
   started_ = std::chrono::steady_clock::now();
   log_->info("internal MQTT broker {} started on {}:{} (pid {}, log {})", s_.binary, s_.host,
              s_.port, pid_, log);
